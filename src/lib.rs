@@ -1,0 +1,12 @@
+//! raftlog: a replicated, durable, linearizable log service built on Raft and actix.
+//!
+//! The layers, each in its own module (see `../shared/DESIGN.md`):
+//! - [`raft`]: the pure decision logic — no I/O, no clocks, no actors;
+//! - [`transport`]: peer messages over TCP, and an in-process network for simulation;
+//! - [`testing`]: history recording and the checkers shared by the simulator and the
+//!   integration suite.
+
+pub mod raft;
+pub mod testing;
+pub mod transport;
+pub mod types;
