@@ -1,0 +1,585 @@
+//! Terms, votes and roles: leader election with PreVote and CheckQuorum (Raft §5.2, §5.4.1,
+//! thesis §9.6 and §6.2), and the leader's per-term state.
+//!
+//! [`Election`] is the single authority on term, vote, role and known leader. It is driven by
+//! the election actor with peer messages, timer wake-ups and progress reports, and answers with
+//! [`Action`]s. It never reads a clock or the log: the time and the node's last log id are
+//! passed in (the actor asks the WAL for the latter, so that a vote is never granted on a stale
+//! view of the log).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::raft::commit::CommitRule;
+use crate::raft::leader::LeaderState;
+use crate::raft::message::{
+    Heartbeat, HeartbeatResponse, MessageBody, PeerMessage, VoteRequest, VoteResponse,
+};
+use crate::raft::quorum::majority;
+use crate::raft::timeout::Jitter;
+use crate::types::{LogId, LogIndex, MonoTime, NodeId, Term};
+
+#[derive(Clone, Debug)]
+pub struct ElectionConfig {
+    pub id: NodeId,
+    /// Every voter, this node included.
+    pub voters: BTreeSet<NodeId>,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    pub heartbeat_interval: Duration,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub jitter_seed: u64,
+    pub overrides: SafetyOverrides,
+}
+
+/// Switches that break Raft on purpose, so that tests can show the checkers catch the break.
+/// Never set outside tests.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SafetyOverrides {
+    /// Grant votes without the up-to-date check (§5.4.1).
+    pub skip_up_to_date_check: bool,
+    /// Commit old-term entries by counting replicas (breaks §5.4.2).
+    pub commit_rule: CommitRule,
+    /// Grant votes even while in contact with a live leader (breaks the lease).
+    pub skip_vote_withholding: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// The durable part of the election state (Raft Figure 2's "persistent state" minus the log).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+}
+
+/// Who leads, as far as this node knows, and in which term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleState {
+    pub term: Term,
+    pub role: Role,
+    pub leader: Option<NodeId>,
+}
+
+/// What the election actor must do. Actions run in order, and
+/// [`Action::PersistHardState`] is a barrier: every action after it — in this list or a later
+/// one — runs only once that hard state is durable. That is how "term and vote are durable
+/// before any reply that depends on them" is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    PersistHardState(HardState),
+    Send(PeerMessage),
+    RoleChanged(RoleState),
+    /// Follower: the leader says entries through this index are committed here.
+    LearnedCommit(LogIndex),
+    /// Leader: the commit index advanced to this index.
+    Committed(LogIndex),
+}
+
+/// Whether an AppendEntries may go on to the log (after any barrier before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendGate {
+    Accept,
+    /// From a stale term: the sender has been told our term; drop the message.
+    Reject,
+}
+
+#[derive(Debug)]
+pub struct Election {
+    config: ElectionConfig,
+    term: Term,
+    voted_for: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    /// Votes received in the current (pre-)campaign: voter → granted.
+    votes: BTreeMap<NodeId, bool>,
+    election_deadline: MonoTime,
+    /// When a live leader was last heard from (or, after a restart, when the node started):
+    /// within `election_timeout_min` of it, vote requests are ignored (thesis §4.2.3).
+    leader_contact_at: Option<MonoTime>,
+    leader_state: Option<LeaderState>,
+    jitter: Jitter,
+}
+
+impl Election {
+    /// Restores the election state from the durable hard state, as a follower that knows no
+    /// leader. It behaves as if it had just heard from a leader: a restarted node must not
+    /// grant a vote that could end a lease it acknowledged before crashing.
+    pub fn new(config: ElectionConfig, hard_state: HardState, now: MonoTime) -> Self {
+        assert!(config.voters.contains(&config.id), "a node is one of its voters");
+        assert!(config.heartbeat_interval < config.election_timeout_min);
+        assert!(config.election_timeout_min <= config.election_timeout_max);
+        let jitter = Jitter::new(config.jitter_seed);
+        let mut election = Self {
+            term: hard_state.term,
+            voted_for: hard_state.voted_for,
+            role: Role::Follower,
+            leader: None,
+            votes: BTreeMap::new(),
+            election_deadline: now,
+            leader_contact_at: Some(now),
+            leader_state: None,
+            jitter,
+            config,
+        };
+        election.reset_election_deadline(now);
+        election
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn role_state(&self) -> RoleState {
+        RoleState {
+            term: self.term,
+            role: self.role,
+            leader: self.leader,
+        }
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        }
+    }
+
+    pub fn leader_state(&self) -> Option<&LeaderState> {
+        self.leader_state.as_ref()
+    }
+
+    pub fn config(&self) -> &ElectionConfig {
+        &self.config
+    }
+
+    /// When the actor must call back: the next heartbeat or quorum check on a leader, the
+    /// election deadline otherwise.
+    pub fn next_wakeup(&self) -> MonoTime {
+        match &self.leader_state {
+            Some(leader) => leader.next_wakeup(),
+            None => self.election_deadline,
+        }
+    }
+
+    /// Whether an election is due: the actor then fetches the last log id and calls
+    /// [`Election::on_election_timeout`].
+    pub fn election_due(&self, now: MonoTime) -> bool {
+        self.role != Role::Leader && now >= self.election_deadline
+    }
+
+    // ---- timers ------------------------------------------------------------------------
+
+    /// The election timer fired with no word from a leader: campaign (Raft §5.2), first with a
+    /// PreVote round if enabled so that a node that was merely cut off does not disturb the
+    /// cluster with a higher term.
+    pub fn on_election_timeout(&mut self, now: MonoTime, last_log: LogId, out: &mut Vec<Action>) {
+        if !self.election_due(now) {
+            return;
+        }
+        if self.config.pre_vote {
+            self.become_pre_candidate(now, last_log, out);
+        } else {
+            self.become_candidate(now, last_log, out);
+        }
+    }
+
+    /// The leader's timer: send a heartbeat round when due, and run CheckQuorum.
+    pub fn on_leader_tick(&mut self, now: MonoTime, out: &mut Vec<Action>) {
+        let (id, interval, check_interval) = (
+            self.config.id,
+            self.config.heartbeat_interval,
+            self.config.election_timeout_min,
+        );
+        let Some(leader) = self.leader_state.as_mut() else {
+            return;
+        };
+        if let Some(false) = leader.maybe_check_quorum(now, &self.config.voters, id, check_interval) {
+            if self.config.check_quorum {
+                self.leader = None;
+                self.become_follower(now, self.term, None, out);
+                return;
+            }
+        }
+        if let Some(round) = leader.maybe_start_round(now, interval) {
+            self.send_heartbeats(round, out);
+        }
+    }
+
+    fn send_heartbeats(&mut self, round: u64, out: &mut Vec<Action>) {
+        let leader = self.leader_state.as_ref().expect("only a leader sends heartbeats");
+        let committed = leader.commit.committed();
+        for &peer in self.config.voters.iter().filter(|&&id| id != self.config.id) {
+            // Never tell a follower a commit index beyond what it is known to hold.
+            let commit = committed.min(leader.commit.matched(peer));
+            let body = MessageBody::Heartbeat(Heartbeat { commit, round });
+            out.push(Action::Send(self.message_to(peer, self.term, body)));
+        }
+    }
+
+    // ---- vote requests and responses ---------------------------------------------------
+
+    /// A (pre-)vote request from `from`, sent in `term` (for a PreVote: the term it would
+    /// campaign in). `last_log` is this node's last log id, fresh from the WAL.
+    pub fn on_vote_request(
+        &mut self,
+        now: MonoTime,
+        from: NodeId,
+        term: Term,
+        request: &VoteRequest,
+        last_log: LogId,
+        out: &mut Vec<Action>,
+    ) {
+        if term > self.term && self.in_leader_contact(now) {
+            // Thesis §4.2.3: a live leader exists; ignore without adopting the term, so a
+            // partitioned node rejoining cannot depose it (and leases stay valid).
+            return;
+        }
+        if term < self.term {
+            self.reply_vote(from, request.pre_vote, false, self.term, out);
+            return;
+        }
+        let log_ok = self.config.overrides.skip_up_to_date_check
+            || request.last_log.is_at_least_as_up_to_date_as(last_log);
+        if request.pre_vote {
+            // A PreVote changes nothing here. It is granted if a real vote in that term could be.
+            let grant = log_ok && (term > self.term || self.can_vote_for(from));
+            let reply_term = if grant { term } else { self.term };
+            self.reply_vote(from, true, grant, reply_term, out);
+            return;
+        }
+        if term > self.term {
+            self.become_follower(now, term, None, out);
+        }
+        let grant = log_ok && self.can_vote_for(from);
+        if grant && self.voted_for != Some(from) {
+            self.voted_for = Some(from);
+            out.push(Action::PersistHardState(self.hard_state()));
+        }
+        if grant {
+            self.reset_election_deadline(now);
+        }
+        self.reply_vote(from, false, grant, self.term, out);
+    }
+
+    /// One vote per term (§5.2): to whoever we already voted for, or to anyone if we have not
+    /// voted and know no leader.
+    fn can_vote_for(&self, candidate: NodeId) -> bool {
+        self.voted_for == Some(candidate) || (self.voted_for.is_none() && self.leader.is_none())
+    }
+
+    fn reply_vote(
+        &self,
+        to: NodeId,
+        pre_vote: bool,
+        granted: bool,
+        term: Term,
+        out: &mut Vec<Action>,
+    ) {
+        let body = MessageBody::VoteResponse(VoteResponse { pre_vote, granted });
+        out.push(Action::Send(self.message_to(to, term, body)));
+    }
+
+    pub fn on_vote_response(
+        &mut self,
+        now: MonoTime,
+        from: NodeId,
+        term: Term,
+        response: &VoteResponse,
+        last_log: LogId,
+        out: &mut Vec<Action>,
+    ) {
+        if term > self.term && !(response.pre_vote && response.granted) {
+            self.become_follower(now, term, None, out);
+            return;
+        }
+        // A granted PreVote carries the term the campaign would run in; a refused one the
+        // voter's own term, which is ours (a higher one made us a follower above).
+        let expected = match (response.pre_vote, self.role) {
+            (true, Role::PreCandidate) if response.granted => self.term.next(),
+            (true, Role::PreCandidate) | (false, Role::Candidate) => self.term,
+            _ => return, // an answer to a campaign that is over
+        };
+        if term != expected || !self.config.voters.contains(&from) {
+            return;
+        }
+        self.votes.entry(from).or_insert(response.granted);
+        match self.tally() {
+            Tally::Won if response.pre_vote => self.become_candidate(now, last_log, out),
+            Tally::Won => self.become_leader(now, out),
+            Tally::Lost => self.become_follower(now, self.term, None, out),
+            Tally::Pending => {}
+        }
+    }
+
+    fn tally(&self) -> Tally {
+        let quorum = majority(self.config.voters.len());
+        let granted = self.votes.values().filter(|&&g| g).count();
+        let rejected = self.votes.len() - granted;
+        if granted >= quorum {
+            Tally::Won
+        } else if rejected > self.config.voters.len() - quorum {
+            Tally::Lost
+        } else {
+            Tally::Pending
+        }
+    }
+
+    // ---- messages from a leader --------------------------------------------------------
+
+    /// The term check for an AppendEntries from `from` in `term`. On `Accept` the actor passes
+    /// the entries on to the log, after any barrier this pushed.
+    pub fn on_append_entries(
+        &mut self,
+        now: MonoTime,
+        from: NodeId,
+        term: Term,
+        out: &mut Vec<Action>,
+    ) -> AppendGate {
+        if self.accept_leader_message(now, from, term, out) {
+            AppendGate::Accept
+        } else {
+            AppendGate::Reject
+        }
+    }
+
+    pub fn on_heartbeat(
+        &mut self,
+        now: MonoTime,
+        from: NodeId,
+        term: Term,
+        heartbeat: &Heartbeat,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.accept_leader_message(now, from, term, out) {
+            return;
+        }
+        if heartbeat.commit > LogIndex(0) {
+            out.push(Action::LearnedCommit(heartbeat.commit));
+        }
+        let body = MessageBody::HeartbeatResponse(HeartbeatResponse {
+            round: heartbeat.round,
+        });
+        out.push(Action::Send(self.message_to(from, self.term, body)));
+    }
+
+    /// Common handling of a message only a leader sends. Returns whether it is from the
+    /// current leader; if from a stale one, tells it our term.
+    fn accept_leader_message(
+        &mut self,
+        now: MonoTime,
+        from: NodeId,
+        term: Term,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if term < self.term {
+            // Answer so a deposed leader learns the new term and steps down.
+            let body = MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0 });
+            out.push(Action::Send(self.message_to(from, self.term, body)));
+            return false;
+        }
+        assert!(
+            !(term == self.term && self.role == Role::Leader),
+            "two leaders in {term}: this node {} and {from} (election safety, Raft §5.2)",
+            self.config.id
+        );
+        if term > self.term || self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(now, term, Some(from), out);
+        }
+        self.leader_contact_at = Some(now);
+        self.reset_election_deadline(now);
+        true
+    }
+
+    pub fn on_heartbeat_response(
+        &mut self,
+        now: MonoTime,
+        from: NodeId,
+        term: Term,
+        response: &HeartbeatResponse,
+        out: &mut Vec<Action>,
+    ) {
+        if term > self.term {
+            self.become_follower(now, term, None, out);
+            return;
+        }
+        if term < self.term {
+            return;
+        }
+        if let Some(leader) = self.leader_state.as_mut() {
+            leader.on_heartbeat_ack(from, response.round);
+        }
+    }
+
+    /// Another actor saw a message from a higher term (a replicator's AppendEntries response).
+    pub fn on_higher_term(&mut self, now: MonoTime, term: Term, out: &mut Vec<Action>) {
+        if term > self.term {
+            self.become_follower(now, term, None, out);
+        }
+    }
+
+    // ---- the leader's commit -------------------------------------------------------------
+
+    /// The leader's no-op for `term` was appended at `index`.
+    pub fn on_term_first_index(&mut self, term: Term, index: LogIndex, out: &mut Vec<Action>) {
+        if let Some(leader) = self.current_leader_state(term) {
+            if let Some(committed) = leader.commit.on_term_first_index(index) {
+                out.push(Action::Committed(committed));
+            }
+        }
+    }
+
+    /// `voter` (a follower, or this leader's own WAL) durably holds the leader's log of `term`
+    /// through `index`.
+    pub fn on_match(&mut self, term: Term, voter: NodeId, index: LogIndex, out: &mut Vec<Action>) {
+        if let Some(leader) = self.current_leader_state(term) {
+            if let Some(committed) = leader.commit.on_match(voter, index) {
+                out.push(Action::Committed(committed));
+            }
+        }
+    }
+
+    fn current_leader_state(&mut self, term: Term) -> Option<&mut LeaderState> {
+        if term != self.term {
+            return None;
+        }
+        self.leader_state.as_mut()
+    }
+
+    // ---- role transitions ----------------------------------------------------------------
+
+    fn become_follower(
+        &mut self,
+        now: MonoTime,
+        term: Term,
+        leader: Option<NodeId>,
+        out: &mut Vec<Action>,
+    ) {
+        assert!(term >= self.term, "terms never decrease");
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            out.push(Action::PersistHardState(self.hard_state()));
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.leader_state = None;
+        self.votes.clear();
+        self.reset_election_deadline(now);
+        out.push(Action::RoleChanged(self.role_state()));
+    }
+
+    fn become_pre_candidate(&mut self, now: MonoTime, last_log: LogId, out: &mut Vec<Action>) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.leader_contact_at = None;
+        self.votes.clear();
+        self.reset_election_deadline(now);
+        out.push(Action::RoleChanged(self.role_state()));
+        self.request_votes(true, self.term.next(), last_log, now, out);
+    }
+
+    fn become_candidate(&mut self, now: MonoTime, last_log: LogId, out: &mut Vec<Action>) {
+        self.term = self.term.next();
+        self.voted_for = Some(self.config.id);
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.leader_contact_at = None;
+        self.votes.clear();
+        self.reset_election_deadline(now);
+        out.push(Action::PersistHardState(self.hard_state()));
+        out.push(Action::RoleChanged(self.role_state()));
+        self.request_votes(false, self.term, last_log, now, out);
+    }
+
+    fn request_votes(
+        &mut self,
+        pre_vote: bool,
+        term: Term,
+        last_log: LogId,
+        now: MonoTime,
+        out: &mut Vec<Action>,
+    ) {
+        self.votes.insert(self.config.id, true);
+        for &peer in self.config.voters.iter().filter(|&&id| id != self.config.id) {
+            let body = MessageBody::VoteRequest(VoteRequest { pre_vote, last_log });
+            out.push(Action::Send(self.message_to(peer, term, body)));
+        }
+        // A single-voter cluster wins on its own vote.
+        if self.tally() == Tally::Won {
+            if pre_vote {
+                self.become_candidate(now, last_log, out);
+            } else {
+                self.become_leader(now, out);
+            }
+        }
+    }
+
+    fn become_leader(&mut self, now: MonoTime, out: &mut Vec<Action>) {
+        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        self.role = Role::Leader;
+        self.leader = Some(self.config.id);
+        self.votes.clear();
+        self.leader_state = Some(LeaderState::new(
+            self.term,
+            &self.config.voters,
+            self.config.overrides.commit_rule,
+            now,
+            self.config.election_timeout_min,
+        ));
+        out.push(Action::RoleChanged(self.role_state()));
+        // Assert leadership at once rather than a heartbeat interval later.
+        self.on_leader_tick(now, out);
+    }
+
+    fn reset_election_deadline(&mut self, now: MonoTime) {
+        let timeout = self
+            .jitter
+            .between(self.config.election_timeout_min, self.config.election_timeout_max);
+        self.election_deadline = now + timeout;
+    }
+
+    /// Within the minimum election timeout of hearing from a live leader (or of being one).
+    fn in_leader_contact(&self, now: MonoTime) -> bool {
+        if !self.config.check_quorum || self.config.overrides.skip_vote_withholding {
+            return false;
+        }
+        if self.role == Role::Leader {
+            return true;
+        }
+        self.leader_contact_at
+            .is_some_and(|at| now.saturating_since(at) < self.config.election_timeout_min)
+    }
+
+    fn message_to(&self, to: NodeId, term: Term, body: MessageBody) -> PeerMessage {
+        PeerMessage {
+            from: self.config.id,
+            to,
+            term,
+            body,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tally {
+    Won,
+    Lost,
+    Pending,
+}
