@@ -6,7 +6,11 @@
 //! - [`testing`]: history recording and the checkers shared by the simulator and the
 //!   integration suite.
 
+pub mod config;
+pub mod http;
+pub mod node;
 pub mod raft;
+pub mod streams;
 pub mod testing;
 pub mod transport;
 pub mod types;

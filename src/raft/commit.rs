@@ -18,7 +18,6 @@ pub enum CommitRule {
     #[default]
     CurrentTermOnly,
     /// UNSAFE, for tests only: commit whatever a majority holds, whatever its term.
-    #[doc(hidden)]
     UnsafeAnyTerm,
 }
 

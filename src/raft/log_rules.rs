@@ -38,7 +38,7 @@ pub enum AppendDecision {
 /// different entries were committed at one index, which Raft rules out; that panics rather than
 /// corrupt the log.
 pub fn decide_append(
-    log: &impl LogView,
+    log: &(impl LogView + ?Sized),
     prev: LogId,
     entries: &[Entry],
     committed: LogIndex,

@@ -18,6 +18,7 @@ pub mod message;
 pub mod progress;
 pub mod quorum;
 pub mod timeout;
+pub mod uncommitted;
 
 #[cfg(test)]
 mod election_tests;

@@ -22,6 +22,8 @@ pub mod final_log;
 pub mod history;
 pub mod invariants;
 pub mod linearizability;
+#[cfg(feature = "simulation")]
+pub mod sim;
 
 #[cfg(test)]
 mod fixtures;

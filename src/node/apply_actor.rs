@@ -1,0 +1,286 @@
+//! The apply actor: owns the state machine — the stream index and the producer dedup table
+//! ([`Streams`]) — and the requests waiting on it. It applies committed entries in log order,
+//! answers each proposer with its outcome once its entry is applied, and serves reads from
+//! the applied state.
+//!
+//! Takes: [`Submit`], [`Proposed`], [`Committed`], [`RoleChanged`], [`ReadStream`],
+//! [`GetApplied`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::node::events::{Committed, RoleChanged};
+use crate::node::storage::LogReader;
+use crate::node::wal_actor::{Propose, Proposed, WalActor};
+use crate::node::{NodeObserver, ProposeError};
+use crate::raft::election::{Role, RoleState};
+use crate::raft::message::EntryPayload;
+use crate::streams::{self, AppendOutcome, CommandBatch, StreamInfo, Streams};
+use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
+
+/// How many committed entries one apply step reads and applies before yielding to other
+/// messages, so a long catch-up does not starve heartbeats and reads.
+const APPLY_BATCH_ENTRIES_MAX: u64 = 1024;
+const APPLY_BATCH_BYTES_MAX: u64 = 8 << 20;
+
+/// Why a submitted batch has no outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("this node is not the leader")]
+    NotLeader { leader: Option<NodeId>, term: Term },
+    #[error("too many uncommitted writes; retry later")]
+    Busy,
+    /// The entry was replaced by a later leader's entry: it will never be applied.
+    #[error("the write was not committed: leadership changed before it could be")]
+    Superseded,
+    /// The node stopped before answering: the write may or may not commit.
+    #[error("the node stopped before the write completed; it may or may not be committed")]
+    NodeStopped,
+}
+
+impl From<ProposeError> for SubmitError {
+    fn from(error: ProposeError) -> Self {
+        match error {
+            ProposeError::NotLeader { leader, term } => SubmitError::NotLeader { leader, term },
+            ProposeError::Busy => SubmitError::Busy,
+        }
+    }
+}
+
+pub type SubmitResult = Result<Vec<AppendOutcome>, SubmitError>;
+
+/// Propose a batch of commands; answered once it is applied (or known never to be).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Submit {
+    pub batch: CommandBatch,
+    pub reply: oneshot::Sender<SubmitResult>,
+}
+
+/// Records of one stream from this node's applied state (no coordination: a stale read).
+#[derive(Message)]
+#[rtype(result = "Result<StreamRead, String>")]
+pub struct ReadStream {
+    pub stream: String,
+    pub from: Offset,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamRead {
+    pub records: Vec<(Offset, Bytes)>,
+    pub info: StreamInfo,
+    pub applied: LogIndex,
+}
+
+/// The applied index.
+#[derive(Message)]
+#[rtype(result = "LogIndex")]
+pub struct GetApplied;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ApplyMore;
+
+pub struct ApplyActor {
+    id: NodeId,
+    streams: Streams,
+    reader: Arc<dyn LogReader>,
+    wal: Addr<WalActor>,
+    observer: Option<Arc<dyn NodeObserver>>,
+    role: RoleState,
+    committed: LogIndex,
+    applied: LogIndex,
+    applying: bool,
+    next_token: u64,
+    /// Proposals sent to the WAL, not yet placed in the log.
+    proposing: BTreeMap<u64, oneshot::Sender<SubmitResult>>,
+    /// Proposals in the log, by index, with the term they were proposed in.
+    in_log: BTreeMap<LogIndex, (Term, oneshot::Sender<SubmitResult>)>,
+}
+
+impl ApplyActor {
+    pub fn new(
+        id: NodeId,
+        streams: Streams,
+        reader: Arc<dyn LogReader>,
+        wal: Addr<WalActor>,
+        observer: Option<Arc<dyn NodeObserver>>,
+        role: RoleState,
+    ) -> Self {
+        Self {
+            id,
+            streams,
+            reader,
+            wal,
+            observer,
+            role,
+            committed: LogIndex(0),
+            applied: LogIndex(0),
+            applying: false,
+            next_token: 0,
+            proposing: BTreeMap::new(),
+            in_log: BTreeMap::new(),
+        }
+    }
+
+    /// Applies up to one batch of committed entries; schedules itself again if more remain.
+    fn apply_some(&mut self, ctx: &mut Context<Self>) {
+        if self.applied >= self.committed {
+            return;
+        }
+        let from = self.applied.next();
+        let to = self.committed.min(self.applied + APPLY_BATCH_ENTRIES_MAX);
+        let entries = match self.reader.entries(from, to, APPLY_BATCH_BYTES_MAX) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::error!(%error, %from, "reading committed entries failed");
+                return;
+            }
+        };
+        for entry in entries {
+            assert_eq!(entry.log_id.index, self.applied.next(), "entries apply in order");
+            let outcomes = match &entry.payload {
+                EntryPayload::Noop => Vec::new(),
+                EntryPayload::Command(payload) => self.streams.apply(entry.log_id.index, payload),
+            };
+            self.applied = entry.log_id.index;
+            self.resolve(entry.log_id, outcomes);
+            if let Some(observer) = &self.observer {
+                observer.applied(self.id, entry.log_id);
+            }
+        }
+        if self.applied < self.committed && !self.applying {
+            self.applying = true;
+            ctx.notify(ApplyMore);
+        }
+    }
+
+    fn resolve(&mut self, log_id: LogId, outcomes: Vec<AppendOutcome>) {
+        let Some((term, reply)) = self.in_log.remove(&log_id.index) else {
+            return;
+        };
+        let result = if term == log_id.term {
+            Ok(outcomes)
+        } else {
+            Err(SubmitError::Superseded)
+        };
+        let _ = reply.send(result); // the requester may have given up; that is fine
+    }
+}
+
+impl Actor for ApplyActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Submit> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
+        if self.role.role != Role::Leader {
+            let error = SubmitError::NotLeader {
+                leader: self.role.leader,
+                term: self.role.term,
+            };
+            let _ = msg.reply.send(Err(error));
+            return;
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.proposing.insert(token, msg.reply);
+        self.wal.do_send(Propose {
+            term: self.role.term,
+            commands: vec![(token, streams::encode(&msg.batch))],
+            reply_to: ctx.address().recipient(),
+        });
+    }
+}
+
+impl Handler<Proposed> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Proposed, _: &mut Context<Self>) {
+        for (token, result) in msg.results {
+            let Some(reply) = self.proposing.remove(&token) else {
+                continue;
+            };
+            match result {
+                Ok(log_id) => {
+                    self.in_log.insert(log_id.index, (log_id.term, reply));
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Committed> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
+        if msg.index > self.committed {
+            self.committed = msg.index;
+            self.apply_some(ctx);
+        }
+    }
+}
+
+impl Handler<ApplyMore> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ApplyMore, ctx: &mut Context<Self>) {
+        self.applying = false;
+        self.apply_some(ctx);
+    }
+}
+
+impl Handler<RoleChanged> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, RoleChanged(role): RoleChanged, _: &mut Context<Self>) {
+        self.role = role;
+    }
+}
+
+impl Handler<ReadStream> for ApplyActor {
+    type Result = Result<StreamRead, String>;
+
+    fn handle(&mut self, msg: ReadStream, _: &mut Context<Self>) -> Self::Result {
+        let info = self.streams.stream(&msg.stream).unwrap_or_default();
+        let mut records = Vec::new();
+        for range in self.streams.locate(&msg.stream, msg.from, msg.limit) {
+            let entry = self
+                .reader
+                .entries(range.log_index, range.log_index, u64::MAX)
+                .map_err(|e| e.to_string())?
+                .pop()
+                .ok_or_else(|| format!("entry {} is missing from the log", range.log_index))?;
+            let EntryPayload::Command(payload) = entry.payload else {
+                return Err(format!("entry {} holds no records", range.log_index));
+            };
+            let values = streams::records_in(&payload, range.command, range.records.clone())
+                .map_err(|e| e.to_string())?;
+            let first = range.first_offset;
+            records.extend((0..).zip(values).map(|(i, v)| (Offset(first.0 + i), v)));
+        }
+        Ok(StreamRead {
+            records,
+            info,
+            applied: self.applied,
+        })
+    }
+}
+
+impl Handler<GetApplied> for ApplyActor {
+    type Result = MessageResult<GetApplied>;
+
+    fn handle(&mut self, _: GetApplied, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.applied)
+    }
+}

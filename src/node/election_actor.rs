@@ -1,0 +1,361 @@
+//! The election actor: owns term, vote, role and known leader (through the pure
+//! [`Election`]), the election and heartbeat timers, and — on a leader — the commit index.
+//!
+//! It executes the core's actions in order. A [`Action::PersistHardState`] is a barrier:
+//! the save runs on the hard-state pool (never behind a log flush), and every later action
+//! waits for it. Vote requests and election timeouts ask the WAL actor for the last log id and
+//! wait for the answer before deciding, so a vote is never granted on a stale view of the log.
+//!
+//! Takes: [`Inbound`] peer messages (votes, heartbeats, AppendEntries for the term check),
+//! [`HigherTermSeen`], [`MatchAdvanced`], [`DurableUpTo`], [`TermStarted`], [`GetRole`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+
+use crate::node::clock::Clock;
+use crate::node::events::{Committed, DurableUpTo, RoleChanged, TermStarted};
+use crate::node::storage::{BlockingPool, HardStateStore};
+use crate::node::wal_actor::{FollowerAppend, LastLogId, WalActor};
+use crate::node::{FatalHandler, NodeObserver};
+use crate::raft::election::{Action, AppendGate, Election, HardState, RoleState};
+use crate::raft::message::{MessageBody, PeerMessage};
+use crate::transport::PeerNetwork;
+use crate::types::{LogId, LogIndex, MonoTime, NodeId, Term};
+
+/// A peer message for the election actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Inbound(pub PeerMessage);
+
+/// A replicator saw a response from a term later than the one it replicates for.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HigherTermSeen {
+    pub term: Term,
+}
+
+/// A follower durably matches the leader's log of `term` through `index`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MatchAdvanced {
+    pub term: Term,
+    pub peer: NodeId,
+    pub index: LogIndex,
+}
+
+/// The current role, term and leader, and the leader's commit index.
+#[derive(Message)]
+#[rtype(result = "RoleState")]
+pub struct GetRole;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct HardStateSaved(Result<(), String>);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Wake;
+
+/// Who hears from the election actor. Role changes go to the router first (see
+/// [`RoleChanged`]).
+pub struct ElectionLinks {
+    pub wal: Addr<WalActor>,
+    pub role_subscribers: Vec<Recipient<RoleChanged>>,
+    pub commit_subscribers: Vec<Recipient<Committed>>,
+}
+
+/// A step waiting behind a hard-state barrier.
+enum Step {
+    Action(Action),
+    Forward(FollowerAppend),
+}
+
+pub struct ElectionActor {
+    core: Election,
+    clock: Clock,
+    network: Arc<dyn PeerNetwork>,
+    hard_state: Arc<Mutex<Box<dyn HardStateStore>>>,
+    pool: BlockingPool,
+    links: ElectionLinks,
+    observer: Option<Arc<dyn NodeObserver>>,
+    on_fatal: FatalHandler,
+    /// Steps waiting for the hard-state save in flight (if `saving`).
+    deferred: VecDeque<Step>,
+    saving: bool,
+    timer: Option<(SpawnHandle, MonoTime)>,
+}
+
+impl ElectionActor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        core: Election,
+        clock: Clock,
+        network: Arc<dyn PeerNetwork>,
+        hard_state: Box<dyn HardStateStore>,
+        pool: BlockingPool,
+        links: ElectionLinks,
+        observer: Option<Arc<dyn NodeObserver>>,
+        on_fatal: FatalHandler,
+    ) -> Self {
+        Self {
+            core,
+            clock,
+            network,
+            hard_state: Arc::new(Mutex::new(hard_state)),
+            pool,
+            links,
+            observer,
+            on_fatal,
+            deferred: VecDeque::new(),
+            saving: false,
+            timer: None,
+        }
+    }
+
+    fn id(&self) -> NodeId {
+        self.core.config().id
+    }
+
+    /// Runs `steps` in order, deferring everything from the first barrier on.
+    fn run(&mut self, steps: impl IntoIterator<Item = Step>, ctx: &mut Context<Self>) {
+        for step in steps {
+            if self.saving {
+                self.deferred.push_back(step);
+            } else {
+                self.execute(step, ctx);
+            }
+        }
+        self.arm_timer(ctx);
+    }
+
+    fn run_actions(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
+        self.run(actions.into_iter().map(Step::Action), ctx);
+    }
+
+    fn execute(&mut self, step: Step, ctx: &mut Context<Self>) {
+        let action = match step {
+            Step::Forward(append) => return self.links.wal.do_send(append),
+            Step::Action(action) => action,
+        };
+        match action {
+            Action::PersistHardState(hard_state) => self.start_save(hard_state, ctx),
+            Action::Send(message) => self.network.send(message),
+            Action::RoleChanged(role) => self.publish_role(role),
+            Action::LearnedCommit(index) | Action::Committed(index) => {
+                for subscriber in &self.links.commit_subscribers {
+                    subscriber.do_send(Committed { index });
+                }
+            }
+        }
+    }
+
+    fn start_save(&mut self, hard_state: HardState, ctx: &mut Context<Self>) {
+        self.saving = true;
+        let store = self.hard_state.clone();
+        let me = ctx.address();
+        self.pool.execute(Box::new(move || {
+            let result = store
+                .lock()
+                .expect("only the save job locks the hard-state store")
+                .save(hard_state)
+                .map_err(|e| e.to_string());
+            me.do_send(HardStateSaved(result));
+        }));
+    }
+
+    fn publish_role(&self, role: RoleState) {
+        if let Some(observer) = &self.observer {
+            observer.role_changed(self.id(), role);
+        }
+        for subscriber in &self.links.role_subscribers {
+            subscriber.do_send(RoleChanged(role));
+        }
+    }
+
+    /// Keeps one timer armed for the core's next wake-up. A timer armed for a later time is
+    /// replaced; one armed for an earlier time is kept and re-armed when it fires.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let wakeup = self.core.next_wakeup();
+        if let Some((handle, at)) = self.timer {
+            if at <= wakeup {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = self.clock.delay_until(wakeup);
+        let handle = ctx.run_later(delay, |_, ctx| ctx.notify(Wake));
+        self.timer = Some((handle, wakeup));
+    }
+
+    /// Asks the WAL for the last log id and runs `decide` with it, holding every other message
+    /// back until then.
+    fn with_last_log_id(
+        &mut self,
+        ctx: &mut Context<Self>,
+        decide: impl FnOnce(&mut Self, LogId, &mut Vec<Action>) + 'static,
+    ) {
+        let query = self.links.wal.send(LastLogId).into_actor(self);
+        ctx.wait(query.map(move |result, act, ctx| match result {
+            Ok(last_log) => {
+                let mut out = Vec::new();
+                decide(act, last_log, &mut out);
+                act.run_actions(out, ctx);
+            }
+            Err(error) => {
+                (act.on_fatal)(&format!("the WAL actor is gone: {error}"));
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn on_peer_message(&mut self, message: PeerMessage, ctx: &mut Context<Self>) {
+        let now = self.clock.now();
+        let (from, term) = (message.from, message.term);
+        let mut out = Vec::new();
+        match message.body {
+            MessageBody::VoteRequest(request) => {
+                self.with_last_log_id(ctx, move |act, last_log, out| {
+                    let now = act.clock.now();
+                    act.core.on_vote_request(now, from, term, &request, last_log, out);
+                });
+                return;
+            }
+            MessageBody::VoteResponse(response) => {
+                // Winning a PreVote starts the real election, which needs the last log id.
+                self.with_last_log_id(ctx, move |act, last_log, out| {
+                    let now = act.clock.now();
+                    act.core.on_vote_response(now, from, term, &response, last_log, out);
+                });
+                return;
+            }
+            MessageBody::Heartbeat(heartbeat) => {
+                self.core.on_heartbeat(now, from, term, &heartbeat, &mut out)
+            }
+            MessageBody::HeartbeatResponse(response) => {
+                self.core.on_heartbeat_response(now, from, term, &response, &mut out)
+            }
+            MessageBody::AppendEntries(request) => {
+                let gate = self.core.on_append_entries(now, from, term, &mut out);
+                let mut steps: Vec<Step> = out.into_iter().map(Step::Action).collect();
+                if gate == AppendGate::Accept {
+                    let leader = from;
+                    steps.push(Step::Forward(FollowerAppend { term, leader, request }));
+                }
+                self.run(steps, ctx);
+                return;
+            }
+            MessageBody::AppendEntriesResponse(_) => {
+                unreachable!("the router sends AppendEntries responses to replicators")
+            }
+        }
+        self.run_actions(out, ctx);
+    }
+}
+
+impl Actor for ElectionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Announce the restored term so every actor starts fenced to it.
+        let role = self.core.role_state();
+        self.run_actions(vec![Action::RoleChanged(role)], ctx);
+    }
+}
+
+impl Handler<Inbound> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(message): Inbound, ctx: &mut Context<Self>) {
+        self.on_peer_message(message, ctx);
+    }
+}
+
+impl Handler<Wake> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
+        self.timer = None;
+        let now = self.clock.now();
+        if self.core.election_due(now) {
+            self.with_last_log_id(ctx, |act, last_log, out| {
+                let now = act.clock.now();
+                act.core.on_election_timeout(now, last_log, out);
+            });
+            return;
+        }
+        let mut out = Vec::new();
+        self.core.on_leader_tick(now, &mut out);
+        self.run_actions(out, ctx);
+    }
+}
+
+impl Handler<HardStateSaved> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: HardStateSaved, ctx: &mut Context<Self>) {
+        if let Err(error) = msg.0 {
+            (self.on_fatal)(&format!("saving term and vote failed: {error}"));
+            ctx.stop();
+            return;
+        }
+        self.saving = false;
+        while !self.saving {
+            let Some(step) = self.deferred.pop_front() else {
+                break;
+            };
+            self.execute(step, ctx);
+        }
+        self.arm_timer(ctx);
+    }
+}
+
+impl Handler<HigherTermSeen> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: HigherTermSeen, ctx: &mut Context<Self>) {
+        let mut out = Vec::new();
+        self.core.on_higher_term(self.clock.now(), msg.term, &mut out);
+        self.run_actions(out, ctx);
+    }
+}
+
+impl Handler<MatchAdvanced> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MatchAdvanced, ctx: &mut Context<Self>) {
+        let mut out = Vec::new();
+        self.core.on_match(msg.term, msg.peer, msg.index, &mut out);
+        self.run_actions(out, ctx);
+    }
+}
+
+impl Handler<DurableUpTo> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DurableUpTo, ctx: &mut Context<Self>) {
+        let mut out = Vec::new();
+        let id = self.id();
+        self.core.on_match(msg.term, id, msg.index, &mut out);
+        self.run_actions(out, ctx);
+    }
+}
+
+impl Handler<TermStarted> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TermStarted, ctx: &mut Context<Self>) {
+        let mut out = Vec::new();
+        self.core.on_term_first_index(msg.term, msg.index, &mut out);
+        self.run_actions(out, ctx);
+    }
+}
+
+impl Handler<GetRole> for ElectionActor {
+    type Result = MessageResult<GetRole>;
+
+    fn handle(&mut self, _: GetRole, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.role_state())
+    }
+}

@@ -1,0 +1,299 @@
+//! A raftlog node: the actors that own its state, wired together.
+//!
+//! | actor | owns |
+//! |---|---|
+//! | [`election_actor`] | term, vote, role, leader; timers; the leader's commit index |
+//! | [`wal_actor`] | the log on disk: appends, truncation, group-commit flushes |
+//! | [`replicator_actor`] | one follower's replication progress (leader only, per term) |
+//! | [`apply_actor`] | the state machine and the requests waiting on it |
+//! | [`router`] | inbound peer messages; the replicators' lifecycle |
+//!
+//! [`start`] builds a node inside a running actix system. Real nodes run the WAL actor on an
+//! arbiter (thread) of its own so that segment rolls and truncations never block the event
+//! loop, and their fsyncs on dedicated threads; the simulator runs everything on one thread
+//! with a simulated disk.
+//!
+//! Queues: the inbound peer channel is bounded (the transport drops when it is full, which
+//! Raft tolerates); everything else an actor holds is bounded by the leader's cap on
+//! uncommitted bytes and by the in-flight windows, which is what bounds the messages between
+//! actors too.
+
+pub mod apply_actor;
+pub mod clock;
+pub mod election_actor;
+pub mod events;
+pub mod mem_store;
+pub mod replicator_actor;
+pub mod router;
+pub mod storage;
+pub mod wal_actor;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::node::apply_actor::{ApplyActor, GetApplied, ReadStream, StreamRead, Submit, SubmitResult};
+use crate::node::clock::Clock;
+use crate::node::election_actor::{ElectionActor, ElectionLinks, GetRole};
+use crate::node::router::{ReplicatorDeps, Router, Shutdown};
+use crate::node::storage::{BlockingPool, HardStateStore, LogStore};
+use crate::node::wal_actor::{WalActor, WalLinks};
+use crate::raft::election::{Election, ElectionConfig, Role, RoleState, SafetyOverrides};
+use crate::raft::message::PeerMessage;
+use crate::raft::progress::ReplicationLimits;
+use crate::streams::{CommandBatch, Streams};
+use crate::transport::PeerNetwork;
+use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
+
+pub use crate::node::apply_actor::SubmitError;
+
+/// Why the WAL refused a proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    NotLeader { leader: Option<NodeId>, term: Term },
+    /// Over the cap on uncommitted bytes.
+    Busy,
+}
+
+/// Called on an unrecoverable failure (a failed fsync, a broken invariant in storage). Real
+/// nodes log and exit; the node must not go on as if the write had happened.
+pub type FatalHandler = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Hooks through which the simulator watches a node. Called synchronously; keep them cheap.
+pub trait NodeObserver: Send + Sync + 'static {
+    fn role_changed(&self, node: NodeId, role: RoleState);
+    fn applied(&self, node: NodeId, log_id: LogId);
+}
+
+/// The consensus settings of one node. The service's TOML config maps onto this.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub voters: BTreeSet<NodeId>,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    pub heartbeat_interval: Duration,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub replication: ReplicationLimits,
+    pub uncommitted_bytes_max: u64,
+    pub producers_max: usize,
+    pub jitter_seed: u64,
+    #[doc(hidden)]
+    pub overrides: SafetyOverrides,
+}
+
+impl NodeConfig {
+    /// The defaults: 150–300 ms election timeout, 50 ms heartbeats, PreVote and CheckQuorum on.
+    pub fn new(id: NodeId, voters: BTreeSet<NodeId>) -> Self {
+        Self {
+            id,
+            voters,
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            heartbeat_interval: Duration::from_millis(50),
+            pre_vote: true,
+            check_quorum: true,
+            replication: ReplicationLimits {
+                entries_per_append_max: 256,
+                bytes_per_append_max: 1 << 20,
+                inflight_appends_max: 8,
+                inflight_bytes_max: 8 << 20,
+                append_timeout: Duration::from_millis(100),
+            },
+            uncommitted_bytes_max: 64 << 20,
+            producers_max: 100_000,
+            jitter_seed: id.0,
+            overrides: SafetyOverrides::default(),
+        }
+    }
+
+    fn election_config(&self) -> ElectionConfig {
+        ElectionConfig {
+            id: self.id,
+            voters: self.voters.clone(),
+            election_timeout_min: self.election_timeout_min,
+            election_timeout_max: self.election_timeout_max,
+            heartbeat_interval: self.heartbeat_interval,
+            pre_vote: self.pre_vote,
+            check_quorum: self.check_quorum,
+            jitter_seed: self.jitter_seed,
+            overrides: self.overrides,
+        }
+    }
+}
+
+/// Where a node keeps its state and runs its blocking I/O.
+pub struct NodeStorage {
+    pub log: Box<dyn LogStore>,
+    pub hard_state: Box<dyn HardStateStore>,
+    pub log_pool: BlockingPool,
+    pub hard_state_pool: BlockingPool,
+    /// The arbiter the WAL actor runs on; `None` runs it on the current one.
+    pub wal_arbiter: Option<ArbiterHandle>,
+}
+
+/// What connects a node to the world.
+pub struct NodeWiring {
+    pub network: Arc<dyn PeerNetwork>,
+    pub inbound: mpsc::Receiver<PeerMessage>,
+    pub clock: Clock,
+    pub observer: Option<Arc<dyn NodeObserver>>,
+    pub on_fatal: FatalHandler,
+}
+
+/// A handle on a running node. Cheap to clone.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub id: NodeId,
+    election: Addr<ElectionActor>,
+    wal: Addr<WalActor>,
+    apply: Addr<ApplyActor>,
+    router: Addr<Router>,
+}
+
+/// Starts a node's actors. Must be called from within a running actix system.
+pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> NodeHandle {
+    let hard_state = storage.hard_state.load();
+    let now = wiring.clock.now();
+    let core = Election::new(config.election_config(), hard_state, now);
+    let initial_role = core.role_state();
+    let reader = storage.log.reader();
+
+    // Contexts first, so every actor can be given every other's address.
+    let election_ctx = Context::<ElectionActor>::new();
+    let apply_ctx = Context::<ApplyActor>::new();
+    let router_ctx = Context::<Router>::new();
+    let (election, apply, router) = (
+        election_ctx.address(),
+        apply_ctx.address(),
+        router_ctx.address(),
+    );
+
+    let wal = start_wal(
+        &config,
+        (storage.log, storage.log_pool, storage.wal_arbiter),
+        &wiring,
+        initial_role,
+        &election,
+        &apply,
+        &router,
+    );
+
+    let peers = config.voters.iter().copied().filter(|&id| id != config.id).collect();
+    let deps = ReplicatorDeps {
+        limits: config.replication,
+        reader: reader.clone(),
+        network: wiring.network.clone(),
+        clock: wiring.clock,
+    };
+    router_ctx.run(Router::new(config.id, peers, election.clone(), wiring.inbound, deps));
+    let streams = Streams::new(config.producers_max);
+    apply_ctx.run(ApplyActor::new(config.id, streams, reader, wal.clone(), wiring.observer.clone(), initial_role));
+    let links = ElectionLinks {
+        wal: wal.clone(),
+        role_subscribers: vec![router.clone().recipient(), apply.clone().recipient(), wal.clone().recipient()],
+        commit_subscribers: vec![router.clone().recipient(), apply.clone().recipient(), wal.clone().recipient()],
+    };
+    election_ctx.run(ElectionActor::new(
+        core,
+        wiring.clock,
+        wiring.network,
+        storage.hard_state,
+        storage.hard_state_pool,
+        links,
+        wiring.observer,
+        wiring.on_fatal,
+    ));
+    NodeHandle { id: config.id, election, wal, apply, router }
+}
+
+fn start_wal(
+    config: &NodeConfig,
+    storage: (Box<dyn LogStore>, BlockingPool, Option<ArbiterHandle>),
+    wiring: &NodeWiring,
+    role: RoleState,
+    election: &Addr<ElectionActor>,
+    apply: &Addr<ApplyActor>,
+    router: &Addr<Router>,
+) -> Addr<WalActor> {
+    let (log, pool, arbiter) = storage;
+    let links = WalLinks {
+        election_durable: election.clone().recipient(),
+        election_term_started: election.clone().recipient(),
+        router_appended: router.clone().recipient(),
+        apply_committed: apply.clone().recipient(),
+    };
+    let (id, network, on_fatal) = (config.id, wiring.network.clone(), wiring.on_fatal.clone());
+    let uncommitted_bytes_max = config.uncommitted_bytes_max;
+    let make = move |_: &mut Context<WalActor>| {
+        WalActor::new(id, log, pool, network, links, on_fatal, role, uncommitted_bytes_max)
+    };
+    match arbiter {
+        Some(arbiter) => WalActor::start_in_arbiter(&arbiter, make),
+        None => WalActor::create(make),
+    }
+}
+
+/// Stops an actor (a node's shutdown or simulated crash).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopActor;
+
+macro_rules! stoppable {
+    ($($actor:ty),*) => {$(
+        impl Handler<StopActor> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: StopActor, ctx: &mut Context<Self>) {
+                ctx.stop();
+            }
+        }
+    )*};
+}
+stoppable!(ElectionActor, WalActor, ApplyActor);
+
+impl NodeHandle {
+    /// Proposes a batch of stream commands through this node, which must be the leader, and
+    /// waits until it is applied.
+    pub async fn submit(&self, batch: CommandBatch) -> SubmitResult {
+        let (reply, result) = oneshot::channel();
+        self.apply.do_send(Submit { batch, reply });
+        result.await.unwrap_or(Err(SubmitError::NodeStopped))
+    }
+
+    /// This node's role, term and known leader.
+    pub async fn role(&self) -> Option<RoleState> {
+        self.election.send(GetRole).await.ok()
+    }
+
+    pub async fn is_leader(&self) -> bool {
+        self.role().await.is_some_and(|r| r.role == Role::Leader)
+    }
+
+    /// The id of the last entry in this node's log.
+    pub async fn last_log_id(&self) -> Option<LogId> {
+        self.wal.send(wal_actor::LastLogId).await.ok()
+    }
+
+    pub async fn applied_index(&self) -> Option<LogIndex> {
+        self.apply.send(GetApplied).await.ok()
+    }
+
+    /// Records of `stream` from this node's applied state, without coordination.
+    pub async fn read_stale(&self, stream: &str, from: Offset, limit: usize) -> Result<StreamRead, String> {
+        let request = ReadStream { stream: stream.to_string(), from, limit };
+        self.apply.send(request).await.map_err(|e| e.to_string())?
+    }
+
+    /// Stops the node's actors. Whatever was not flushed may be lost, as in a crash; a
+    /// graceful shutdown flushes first (the service does).
+    pub fn stop(&self) {
+        self.router.do_send(Shutdown);
+        self.election.do_send(StopActor);
+        self.apply.do_send(StopActor);
+        self.wal.do_send(StopActor);
+    }
+}

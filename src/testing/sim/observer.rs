@@ -1,0 +1,98 @@
+//! Watches every node of a simulated cluster: each role change (for election safety), each
+//! applied entry (for state machine safety, per node incarnation), and fatal errors.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::node::NodeObserver;
+use crate::raft::election::{Role, RoleState};
+use crate::testing::{ObservedRole, RoleObservation};
+use crate::types::{LogId, NodeId};
+
+#[derive(Default)]
+struct Observed {
+    roles: Vec<RoleObservation>,
+    /// Applied log ids per node incarnation: a restarted node re-applies from the start, and
+    /// each incarnation's sequence must be a prefix of the others.
+    applied: BTreeMap<(NodeId, u64), Vec<LogId>>,
+    incarnation: BTreeMap<NodeId, u64>,
+    fatal: Vec<(NodeId, String)>,
+}
+
+/// Called synchronously when a node becomes leader, before it has sent anything as leader:
+/// the nemesis uses it to cut new leaders off at exactly the worst moment.
+pub type LeaderHook = Arc<dyn Fn(NodeId) + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct ClusterObserver {
+    inner: Arc<Mutex<Observed>>,
+    leader_hook: Arc<Mutex<Option<LeaderHook>>>,
+}
+
+impl ClusterObserver {
+    pub fn set_leader_hook(&self, hook: Option<LeaderHook>) {
+        *self.leader_hook.lock().expect("hook lock") = hook;
+    }
+
+    /// A node restarted: its applies from now on are a new sequence.
+    pub fn restarted(&self, node: NodeId) {
+        *self.lock().incarnation.entry(node).or_default() += 1;
+    }
+
+    /// A fatal error the harness caused by crashing `node` is expected; record the rest.
+    pub fn fatal(&self, node: NodeId, message: &str) {
+        self.lock().fatal.push((node, message.to_string()));
+    }
+
+    pub fn fatal_errors(&self) -> Vec<(NodeId, String)> {
+        self.lock().fatal.clone()
+    }
+
+    pub fn roles(&self) -> Vec<RoleObservation> {
+        self.lock().roles.clone()
+    }
+
+    /// Applied sequences keyed by a per-incarnation id (`node * 1000 + incarnation`), as
+    /// [`crate::testing::check_cluster`] takes them.
+    pub fn applied_by_incarnation(&self) -> BTreeMap<NodeId, Vec<LogId>> {
+        self.lock()
+            .applied
+            .iter()
+            .map(|(&(node, incarnation), ids)| (NodeId(node.0 * 1000 + incarnation), ids.clone()))
+            .collect()
+    }
+
+    /// The last index each node's current incarnation applied.
+    pub fn last_applied(&self, node: NodeId) -> Option<LogId> {
+        let observed = self.lock();
+        let incarnation = observed.incarnation.get(&node).copied().unwrap_or(0);
+        observed.applied.get(&(node, incarnation)).and_then(|ids| ids.last().copied())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Observed> {
+        self.inner.lock().expect("observer lock")
+    }
+}
+
+impl NodeObserver for ClusterObserver {
+    fn role_changed(&self, node: NodeId, role: RoleState) {
+        let observed = match role.role {
+            Role::Leader => ObservedRole::Leader,
+            Role::Follower => ObservedRole::Follower { leader: role.leader },
+            Role::Candidate | Role::PreCandidate => ObservedRole::Candidate,
+        };
+        self.lock().roles.push(RoleObservation { node, term: role.term, role: observed });
+        if role.role == Role::Leader {
+            let hook = self.leader_hook.lock().expect("hook lock").clone();
+            if let Some(hook) = hook {
+                hook(node);
+            }
+        }
+    }
+
+    fn applied(&self, node: NodeId, log_id: LogId) {
+        let mut observed = self.lock();
+        let incarnation = observed.incarnation.get(&node).copied().unwrap_or(0);
+        observed.applied.entry((node, incarnation)).or_default().push(log_id);
+    }
+}
