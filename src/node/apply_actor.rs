@@ -145,7 +145,10 @@ impl ApplyActor {
         for entry in entries {
             assert_eq!(entry.log_id.index, self.applied.next(), "entries apply in order");
             let outcomes = match &entry.payload {
-                EntryPayload::Noop => Vec::new(),
+                EntryPayload::Noop => {
+                    self.streams.apply_noop(entry.log_id.index);
+                    Vec::new()
+                }
                 EntryPayload::Command(payload) => self.streams.apply(entry.log_id.index, payload),
             };
             self.applied = entry.log_id.index;
@@ -264,7 +267,7 @@ impl Handler<ReadStream> for ApplyActor {
             let EntryPayload::Command(payload) = entry.payload else {
                 return Err(format!("entry {} holds no records", range.log_index));
             };
-            let values = streams::records_in(&payload, range.command, range.records.clone())
+            let values = streams::records_in_shared(&payload, range.command, range.records.clone())
                 .map_err(|e| e.to_string())?;
             let first = range.first_offset;
             records.extend((0..).zip(values).map(|(i, v)| (Offset(first.0 + i), v)));

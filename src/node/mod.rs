@@ -44,7 +44,7 @@ use crate::node::wal_actor::{WalActor, WalLinks};
 use crate::raft::election::{Election, ElectionConfig, Role, RoleState, SafetyOverrides};
 use crate::raft::message::PeerMessage;
 use crate::raft::progress::ReplicationLimits;
-use crate::streams::{CommandBatch, Streams};
+use crate::streams::{self, CommandBatch, Streams};
 use crate::transport::PeerNetwork;
 use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
 
@@ -80,7 +80,6 @@ pub struct NodeConfig {
     pub check_quorum: bool,
     pub replication: ReplicationLimits,
     pub uncommitted_bytes_max: u64,
-    pub producers_max: usize,
     pub jitter_seed: u64,
     #[doc(hidden)]
     pub overrides: SafetyOverrides,
@@ -105,7 +104,6 @@ impl NodeConfig {
                 append_timeout: Duration::from_millis(100),
             },
             uncommitted_bytes_max: 64 << 20,
-            producers_max: 100_000,
             jitter_seed: id.0,
             overrides: SafetyOverrides::default(),
         }
@@ -191,7 +189,9 @@ pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> No
         clock: wiring.clock,
     };
     router_ctx.run(Router::new(config.id, peers, election.clone(), wiring.inbound, deps));
-    let streams = Streams::new(config.producers_max);
+    // The producer table's bound decides which producers are forgotten, so it is replicated
+    // behaviour: one constant for every node, never per-node config.
+    let streams = Streams::new(streams::PRODUCERS_MAX_DEFAULT);
     apply_ctx.run(ApplyActor::new(config.id, streams, reader, wal.clone(), wiring.observer.clone(), initial_role));
     let links = ElectionLinks {
         wal: wal.clone(),

@@ -12,6 +12,7 @@ use rand::{rngs::SmallRng, seq::SliceRandom, Rng, SeedableRng};
 use tokio::time::Instant;
 
 use crate::testing::sim::cluster::{leader_among, SimCluster};
+use crate::testing::sim::observer::NodeEvent;
 use crate::transport::SimFaults;
 use crate::types::NodeId;
 
@@ -109,7 +110,7 @@ pub async fn run_nemesis(
             undo.push((now + lasting, action));
         }
     }
-    cluster.borrow().observer().set_leader_hook(None);
+    cluster.borrow().observer().set_hook(None);
     for (_, action) in undo {
         action.apply(&cluster, &config);
     }
@@ -131,7 +132,10 @@ fn install_leader_isolation(
     let rng = Mutex::new(SmallRng::seed_from_u64(seed));
     let network = cluster.borrow().network().clone();
     let record = isolated.clone();
-    cluster.borrow().observer().set_leader_hook(Some(Arc::new(move |leader| {
+    cluster.borrow().observer().set_hook(Some(Arc::new(move |event| {
+        let NodeEvent::BecameLeader { node: leader, .. } = event else {
+            return;
+        };
         if rng.lock().expect("rng lock").gen_range(0..1000) < per_mille {
             network.isolate(leader);
             record.lock().expect("lock").push(leader);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::node::NodeObserver;
 use crate::raft::election::{Role, RoleState};
 use crate::testing::{ObservedRole, RoleObservation};
-use crate::types::{LogId, NodeId};
+use crate::types::{LogId, NodeId, Term};
 
 #[derive(Default)]
 struct Observed {
@@ -19,19 +19,34 @@ struct Observed {
     fatal: Vec<(NodeId, String)>,
 }
 
-/// Called synchronously when a node becomes leader, before it has sent anything as leader:
-/// the nemesis uses it to cut new leaders off at exactly the worst moment.
-pub type LeaderHook = Arc<dyn Fn(NodeId) + Send + Sync>;
+/// What a hook hears about, synchronously, at the moment it happens inside the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// Before the new leader has sent anything as leader.
+    BecameLeader { node: NodeId, term: Term },
+    Applied { node: NodeId, log_id: LogId },
+}
+
+/// Called synchronously on every [`NodeEvent`]: the nemesis and the scenario tests use it to
+/// cut a node off at exactly the worst moment.
+pub type Hook = Arc<dyn Fn(NodeEvent) + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct ClusterObserver {
     inner: Arc<Mutex<Observed>>,
-    leader_hook: Arc<Mutex<Option<LeaderHook>>>,
+    hook: Arc<Mutex<Option<Hook>>>,
 }
 
 impl ClusterObserver {
-    pub fn set_leader_hook(&self, hook: Option<LeaderHook>) {
-        *self.leader_hook.lock().expect("hook lock") = hook;
+    pub fn set_hook(&self, hook: Option<Hook>) {
+        *self.hook.lock().expect("hook lock") = hook;
+    }
+
+    fn call_hook(&self, event: NodeEvent) {
+        let hook = self.hook.lock().expect("hook lock").clone();
+        if let Some(hook) = hook {
+            hook(event);
+        }
     }
 
     /// A node restarted: its applies from now on are a new sequence.
@@ -83,10 +98,7 @@ impl NodeObserver for ClusterObserver {
         };
         self.lock().roles.push(RoleObservation { node, term: role.term, role: observed });
         if role.role == Role::Leader {
-            let hook = self.leader_hook.lock().expect("hook lock").clone();
-            if let Some(hook) = hook {
-                hook(node);
-            }
+            self.call_hook(NodeEvent::BecameLeader { node, term: role.term });
         }
     }
 
@@ -94,5 +106,7 @@ impl NodeObserver for ClusterObserver {
         let mut observed = self.lock();
         let incarnation = observed.incarnation.get(&node).copied().unwrap_or(0);
         observed.applied.entry((node, incarnation)).or_default().push(log_id);
+        drop(observed);
+        self.call_hook(NodeEvent::Applied { node, log_id });
     }
 }
