@@ -76,22 +76,8 @@ fn catches_a_broken_up_to_date_check() {
     eprintln!("broken up-to-date check caught at seed {seed}:\n{report}");
 }
 
-/// Proof the simulator has teeth: counting replicas of old-term entries (breaking Raft
-/// §5.4.2, the Figure 8 scenario) must be caught within a bounded number of seeds.
-#[test]
-fn catches_a_broken_commit_rule() {
-    let found = first_failure(|seed| {
-        let mut run = SimRun::new(5, seed);
-        run.overrides.commit_rule = raftlog::raft::commit::CommitRule::UnsafeAnyTerm;
-        run.nemesis = Some(sim::nemesis::NemesisConfig::aggressive());
-        // One entry per append, so a new leader's acknowledgements of old-term entries
-        // arrive before those of its no-op: the window Figure 8 needs.
-        run.tweak_node = Some(|node| node.replication.entries_per_append_max = 1);
-        run
-    });
-    let (seed, report) = found.expect("a broken commit rule went unnoticed for 300 seeds");
-    eprintln!("broken commit rule caught at seed {seed}:\n{report}");
-}
+// The current-term commit rule's teeth are in `sim_scenarios.rs`: Figure 8 needs a precise
+// choreography that random faults reach too rarely to make a bounded test.
 
 /// A seed replays exactly: the same run twice records the same history.
 #[test]

@@ -111,6 +111,12 @@ impl fmt::Display for SimFailure {
 
 /// Runs one simulation on a fresh single-threaded actix system with paused time.
 pub fn run(config: SimRun) -> Result<SimReport, SimFailure> {
+    in_simulation(run_in_system(config))
+}
+
+/// Runs `future` to completion on a fresh single-threaded actix system whose tokio clock is
+/// paused: time advances only when every task waits, straight to the next timer.
+pub fn in_simulation<F: std::future::Future>(future: F) -> F::Output {
     let system = actix_rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -118,7 +124,24 @@ pub fn run(config: SimRun) -> Result<SimReport, SimFailure> {
             .build()
             .expect("building the simulation runtime")
     });
-    system.block_on(run_in_system(config))
+    system.block_on(future)
+}
+
+/// Polls `condition` every millisecond of simulated time until it holds or `timeout` passes;
+/// returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    false
 }
 
 async fn run_in_system(run: SimRun) -> Result<SimReport, SimFailure> {
@@ -199,7 +222,7 @@ async fn run_in_system(run: SimRun) -> Result<SimReport, SimFailure> {
 
 /// Waits until one leader's log is fully applied and every node holds and applied exactly
 /// that log.
-async fn converge(cluster: &Rc<RefCell<SimCluster>>, timeout: Duration) -> Result<NodeHandle, String> {
+pub async fn converge(cluster: &Rc<RefCell<SimCluster>>, timeout: Duration) -> Result<NodeHandle, String> {
     let deadline = Instant::now() + timeout;
     let mut last_state = String::from("no leader");
     while Instant::now() < deadline {
