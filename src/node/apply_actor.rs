@@ -61,13 +61,16 @@ pub struct Submit {
     pub reply: oneshot::Sender<SubmitResult>,
 }
 
-/// Records of one stream from this node's applied state (no coordination: a stale read).
+/// Records of one stream from this node's applied state, once it has applied at least
+/// `after` (a read index, for a linearizable read; zero for a stale read).
 #[derive(Message)]
-#[rtype(result = "Result<StreamRead, String>")]
+#[rtype(result = "()")]
 pub struct ReadStream {
     pub stream: String,
     pub from: Offset,
     pub limit: usize,
+    pub after: LogIndex,
+    pub reply: oneshot::Sender<Result<StreamRead, String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +104,8 @@ pub struct ApplyActor {
     proposing: BTreeMap<u64, oneshot::Sender<SubmitResult>>,
     /// Proposals in the log, by index, with the term they were proposed in.
     in_log: BTreeMap<LogIndex, (Term, oneshot::Sender<SubmitResult>)>,
+    /// Reads waiting for the applied index to reach theirs.
+    reads_after: BTreeMap<LogIndex, Vec<ReadStream>>,
 }
 
 impl ApplyActor {
@@ -125,6 +130,7 @@ impl ApplyActor {
             next_token: 0,
             proposing: BTreeMap::new(),
             in_log: BTreeMap::new(),
+            reads_after: BTreeMap::new(),
         }
     }
 
@@ -157,10 +163,44 @@ impl ApplyActor {
                 observer.applied(self.id, entry.log_id);
             }
         }
+        self.serve_waiting_reads();
         if self.applied < self.committed && !self.applying {
             self.applying = true;
             ctx.notify(ApplyMore);
         }
+    }
+
+    fn serve_waiting_reads(&mut self) {
+        while let Some(entry) = self.reads_after.first_entry() {
+            if *entry.key() > self.applied {
+                break;
+            }
+            for read in entry.remove() {
+                let result = self.read(&read.stream, read.from, read.limit);
+                let _ = read.reply.send(result);
+            }
+        }
+    }
+
+    fn read(&self, stream: &str, from: Offset, limit: usize) -> Result<StreamRead, String> {
+        let info = self.streams.stream(stream).unwrap_or_default();
+        let mut records = Vec::new();
+        for range in self.streams.locate(stream, from, limit) {
+            let entry = self
+                .reader
+                .entries(range.log_index, range.log_index, u64::MAX)
+                .map_err(|e| e.to_string())?
+                .pop()
+                .ok_or_else(|| format!("entry {} is missing from the log", range.log_index))?;
+            let EntryPayload::Command(payload) = entry.payload else {
+                return Err(format!("entry {} holds no records", range.log_index));
+            };
+            let values = streams::records_in_shared(&payload, range.command, range.records.clone())
+                .map_err(|e| e.to_string())?;
+            let first = range.first_offset;
+            records.extend((0..).zip(values).map(|(i, v)| (Offset(first.0 + i), v)));
+        }
+        Ok(StreamRead { records, info, applied: self.applied })
     }
 
     fn resolve(&mut self, log_id: LogId, outcomes: Vec<AppendOutcome>) {
@@ -252,31 +292,15 @@ impl Handler<RoleChanged> for ApplyActor {
 }
 
 impl Handler<ReadStream> for ApplyActor {
-    type Result = Result<StreamRead, String>;
+    type Result = ();
 
-    fn handle(&mut self, msg: ReadStream, _: &mut Context<Self>) -> Self::Result {
-        let info = self.streams.stream(&msg.stream).unwrap_or_default();
-        let mut records = Vec::new();
-        for range in self.streams.locate(&msg.stream, msg.from, msg.limit) {
-            let entry = self
-                .reader
-                .entries(range.log_index, range.log_index, u64::MAX)
-                .map_err(|e| e.to_string())?
-                .pop()
-                .ok_or_else(|| format!("entry {} is missing from the log", range.log_index))?;
-            let EntryPayload::Command(payload) = entry.payload else {
-                return Err(format!("entry {} holds no records", range.log_index));
-            };
-            let values = streams::records_in_shared(&payload, range.command, range.records.clone())
-                .map_err(|e| e.to_string())?;
-            let first = range.first_offset;
-            records.extend((0..).zip(values).map(|(i, v)| (Offset(first.0 + i), v)));
+    fn handle(&mut self, msg: ReadStream, _: &mut Context<Self>) {
+        if msg.after <= self.applied {
+            let result = self.read(&msg.stream, msg.from, msg.limit);
+            let _ = msg.reply.send(result);
+        } else {
+            self.reads_after.entry(msg.after).or_default().push(msg);
         }
-        Ok(StreamRead {
-            records,
-            info,
-            applied: self.applied,
-        })
     }
 }
 

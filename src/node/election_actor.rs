@@ -7,12 +7,14 @@
 //! wait for the answer before deciding, so a vote is never granted on a stale view of the log.
 //!
 //! Takes: [`Inbound`] peer messages (votes, heartbeats, AppendEntries for the term check),
-//! [`HigherTermSeen`], [`MatchAdvanced`], [`DurableUpTo`], [`TermStarted`], [`GetRole`].
+//! [`HigherTermSeen`], [`MatchAdvanced`], [`DurableUpTo`], [`TermStarted`], [`ReadIndex`],
+//! [`GetRole`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use crate::node::clock::Clock;
 use crate::node::events::{Committed, DurableUpTo, RoleChanged, TermStarted};
@@ -21,6 +23,7 @@ use crate::node::wal_actor::{FollowerAppend, LastLogId, WalActor};
 use crate::node::{FatalHandler, NodeObserver};
 use crate::raft::election::{Action, AppendGate, Election, HardState, RoleState};
 use crate::raft::message::{MessageBody, PeerMessage};
+use crate::raft::read::ReadLevel;
 use crate::transport::PeerNetwork;
 use crate::types::{LogId, LogIndex, MonoTime, NodeId, Term};
 
@@ -45,10 +48,26 @@ pub struct MatchAdvanced {
     pub index: LogIndex,
 }
 
-/// The current role, term and leader, and the leader's commit index.
+/// The current role, term and leader.
 #[derive(Message)]
 #[rtype(result = "RoleState")]
 pub struct GetRole;
+
+/// Confirm a read index for a linearizable read (thesis §6.4): answered with the index this
+/// node must have applied before serving the read.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReadIndex {
+    pub level: ReadLevel,
+    pub reply: oneshot::Sender<Result<LogIndex, ReadError>>,
+}
+
+/// Why a read index could not be confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("leadership could not be confirmed; retry, or ask the leader")]
+    NotLeader { leader: Option<NodeId> },
+}
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -85,6 +104,9 @@ pub struct ElectionActor {
     deferred: VecDeque<Step>,
     saving: bool,
     timer: Option<(SpawnHandle, MonoTime)>,
+    /// Linearizable reads waiting for the core to confirm a read index, by read id.
+    reads: BTreeMap<u64, oneshot::Sender<Result<LogIndex, ReadError>>>,
+    next_read_id: u64,
 }
 
 impl ElectionActor {
@@ -111,6 +133,8 @@ impl ElectionActor {
             deferred: VecDeque::new(),
             saving: false,
             timer: None,
+            reads: BTreeMap::new(),
+            next_read_id: 0,
         }
     }
 
@@ -148,6 +172,14 @@ impl ElectionActor {
                     subscriber.do_send(Committed { index });
                 }
             }
+            Action::ReadReady { id, index } => self.answer_read(id, Ok(index)),
+            Action::ReadFailed { id, leader } => self.answer_read(id, Err(ReadError::NotLeader { leader })),
+        }
+    }
+
+    fn answer_read(&mut self, id: u64, result: Result<LogIndex, ReadError>) {
+        if let Some(reply) = self.reads.remove(&id) {
+            let _ = reply.send(result); // the reader may have timed out; that is fine
         }
     }
 
@@ -246,6 +278,12 @@ impl ElectionActor {
                 self.run(steps, ctx);
                 return;
             }
+            MessageBody::ReadIndexRequest(request) => {
+                self.core.on_read_index_request(now, from, term, &request, &mut out)
+            }
+            MessageBody::ReadIndexResponse(response) => {
+                self.core.on_read_index_response(now, term, &response, &mut out)
+            }
             MessageBody::AppendEntriesResponse(_) => {
                 unreachable!("the router sends AppendEntries responses to replicators")
             }
@@ -278,6 +316,9 @@ impl Handler<Wake> for ElectionActor {
     fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
         self.timer = None;
         let now = self.clock.now();
+        let mut expired = Vec::new();
+        self.core.expire_reads(now, &mut expired);
+        self.run_actions(expired, ctx);
         if self.core.election_due(now) {
             self.with_last_log_id(ctx, |act, last_log, out| {
                 let now = act.clock.now();
@@ -326,7 +367,7 @@ impl Handler<MatchAdvanced> for ElectionActor {
 
     fn handle(&mut self, msg: MatchAdvanced, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
-        self.core.on_match(msg.term, msg.peer, msg.index, &mut out);
+        self.core.on_match(self.clock.now(), msg.term, msg.peer, msg.index, &mut out);
         self.run_actions(out, ctx);
     }
 }
@@ -337,7 +378,7 @@ impl Handler<DurableUpTo> for ElectionActor {
     fn handle(&mut self, msg: DurableUpTo, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
         let id = self.id();
-        self.core.on_match(msg.term, id, msg.index, &mut out);
+        self.core.on_match(self.clock.now(), msg.term, id, msg.index, &mut out);
         self.run_actions(out, ctx);
     }
 }
@@ -347,7 +388,20 @@ impl Handler<TermStarted> for ElectionActor {
 
     fn handle(&mut self, msg: TermStarted, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
-        self.core.on_term_first_index(msg.term, msg.index, &mut out);
+        self.core.on_term_first_index(self.clock.now(), msg.term, msg.index, &mut out);
+        self.run_actions(out, ctx);
+    }
+}
+
+impl Handler<ReadIndex> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReadIndex, ctx: &mut Context<Self>) {
+        let id = self.next_read_id;
+        self.next_read_id += 1;
+        self.reads.insert(id, msg.reply);
+        let mut out = Vec::new();
+        self.core.on_read(self.clock.now(), id, msg.level, &mut out);
         self.run_actions(out, ctx);
     }
 }

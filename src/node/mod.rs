@@ -37,18 +37,31 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::node::apply_actor::{ApplyActor, GetApplied, ReadStream, StreamRead, Submit, SubmitResult};
 use crate::node::clock::Clock;
-use crate::node::election_actor::{ElectionActor, ElectionLinks, GetRole};
+use crate::node::election_actor::{ElectionActor, ElectionLinks, GetRole, ReadIndex};
+pub use crate::node::election_actor::ReadError;
 use crate::node::router::{ReplicatorDeps, Router, Shutdown};
 use crate::node::storage::{BlockingPool, HardStateStore, LogStore};
 use crate::node::wal_actor::{WalActor, WalLinks};
 use crate::raft::election::{Election, ElectionConfig, Role, RoleState, SafetyOverrides};
 use crate::raft::message::PeerMessage;
 use crate::raft::progress::ReplicationLimits;
+use crate::raft::read::ReadLevel;
 use crate::streams::{self, CommandBatch, Streams};
 use crate::transport::PeerNetwork;
 use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
 
 pub use crate::node::apply_actor::SubmitError;
+
+/// Why a linearizable read failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadFailure {
+    #[error(transparent)]
+    NotConfirmed(#[from] ReadError),
+    #[error("the node stopped before the read completed")]
+    NodeStopped,
+    #[error("reading the log failed: {0}")]
+    Storage(String),
+}
 
 /// Why the WAL refused a proposal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +91,10 @@ pub struct NodeConfig {
     pub heartbeat_interval: Duration,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    pub lease_reads: bool,
+    pub clock_drift_max: f64,
+    pub reads_max: usize,
+    pub read_timeout: Duration,
     pub replication: ReplicationLimits,
     pub uncommitted_bytes_max: u64,
     pub jitter_seed: u64,
@@ -96,6 +113,10 @@ impl NodeConfig {
             heartbeat_interval: Duration::from_millis(50),
             pre_vote: true,
             check_quorum: true,
+            lease_reads: true,
+            clock_drift_max: 0.05,
+            reads_max: 10_000,
+            read_timeout: Duration::from_secs(1),
             replication: ReplicationLimits {
                 entries_per_append_max: 256,
                 bytes_per_append_max: 1 << 20,
@@ -118,6 +139,10 @@ impl NodeConfig {
             heartbeat_interval: self.heartbeat_interval,
             pre_vote: self.pre_vote,
             check_quorum: self.check_quorum,
+            lease_reads: self.lease_reads,
+            clock_drift_max: self.clock_drift_max,
+            reads_max: self.reads_max,
+            read_timeout: self.read_timeout,
             jitter_seed: self.jitter_seed,
             overrides: self.overrides,
         }
@@ -284,8 +309,29 @@ impl NodeHandle {
 
     /// Records of `stream` from this node's applied state, without coordination.
     pub async fn read_stale(&self, stream: &str, from: Offset, limit: usize) -> Result<StreamRead, String> {
-        let request = ReadStream { stream: stream.to_string(), from, limit };
-        self.apply.send(request).await.map_err(|e| e.to_string())?
+        self.read_after(stream, from, limit, LogIndex(0)).await
+    }
+
+    /// A linearizable read of `stream`: confirms a read index at `level` (through the leader
+    /// if this node follows), waits until this node has applied it, then reads.
+    pub async fn read_linearizable(
+        &self,
+        stream: &str,
+        from: Offset,
+        limit: usize,
+        level: ReadLevel,
+    ) -> Result<StreamRead, ReadFailure> {
+        let (reply, index) = oneshot::channel();
+        self.election.do_send(ReadIndex { level, reply });
+        let index = index.await.map_err(|_| ReadFailure::NodeStopped)??;
+        self.read_after(stream, from, limit, index).await.map_err(ReadFailure::Storage)
+    }
+
+    async fn read_after(&self, stream: &str, from: Offset, limit: usize, after: LogIndex) -> Result<StreamRead, String> {
+        let (reply, result) = oneshot::channel();
+        let request = ReadStream { stream: stream.to_string(), from, limit, after, reply };
+        self.apply.do_send(request);
+        result.await.map_err(|_| "the node stopped".to_string())?
     }
 
     /// Stops the node's actors. Whatever was not flushed may be lost, as in a crash; a

@@ -62,6 +62,13 @@ impl CommitTracker {
         self.committed
     }
 
+    /// Whether an entry of this leader's own term has committed: only then is its commit
+    /// index known to include everything earlier leaders committed (Raft thesis §6.4).
+    pub fn has_committed_own_term(&self) -> bool {
+        self.term_first_index
+            .is_some_and(|first| self.committed >= first)
+    }
+
     /// How far `voter` is known to match; zero for a non-voter.
     pub fn matched(&self, voter: NodeId) -> LogIndex {
         self.matched.get(&voter).copied().unwrap_or_default()

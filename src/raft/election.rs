@@ -13,8 +13,10 @@ use std::time::Duration;
 use crate::raft::commit::CommitRule;
 use crate::raft::leader::LeaderState;
 use crate::raft::message::{
-    Heartbeat, HeartbeatResponse, MessageBody, PeerMessage, VoteRequest, VoteResponse,
+    Heartbeat, HeartbeatResponse, MessageBody, PeerMessage, ReadIndexRequest, ReadIndexResponse,
+    VoteRequest, VoteResponse,
 };
+use crate::raft::read::{lease_duration, lease_holds, ReadLevel, ReadOrigin};
 use crate::raft::quorum::majority;
 use crate::raft::timeout::Jitter;
 use crate::types::{LogId, LogIndex, MonoTime, NodeId, Term};
@@ -29,6 +31,14 @@ pub struct ElectionConfig {
     pub heartbeat_interval: Duration,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Serve `lease` reads from the leader lease (they fall back to ReadIndex when off).
+    pub lease_reads: bool,
+    /// The bound on clock drift between nodes that the lease assumes, as a fraction.
+    pub clock_drift_max: f64,
+    /// Reads a node may have in progress at once; beyond it they fail at once.
+    pub reads_max: usize,
+    /// How long a follower waits for the leader to answer a forwarded read.
+    pub read_timeout: Duration,
     pub jitter_seed: u64,
     pub overrides: SafetyOverrides,
 }
@@ -82,6 +92,10 @@ pub enum Action {
     LearnedCommit(LogIndex),
     /// Leader: the commit index advanced to this index.
     Committed(LogIndex),
+    /// The local read `id` may be served once this node has applied `index`.
+    ReadReady { id: u64, index: LogIndex },
+    /// The local read `id` cannot be confirmed here; `leader` is who might.
+    ReadFailed { id: u64, leader: Option<NodeId> },
 }
 
 /// Whether an AppendEntries may go on to the log (after any barrier before it).
@@ -106,6 +120,8 @@ pub struct Election {
     /// within `election_timeout_min` of it, vote requests are ignored (thesis §4.2.3).
     leader_contact_at: Option<MonoTime>,
     leader_state: Option<LeaderState>,
+    /// Follower: reads forwarded to the leader, with when to give up on each.
+    forwarded_reads: BTreeMap<u64, MonoTime>,
     jitter: Jitter,
 }
 
@@ -127,6 +143,7 @@ impl Election {
             election_deadline: now,
             leader_contact_at: Some(now),
             leader_state: None,
+            forwarded_reads: BTreeMap::new(),
             jitter,
             config,
         };
@@ -172,10 +189,12 @@ impl Election {
     /// When the actor must call back: the next heartbeat or quorum check on a leader, the
     /// election deadline otherwise.
     pub fn next_wakeup(&self) -> MonoTime {
-        match &self.leader_state {
+        let timer = match &self.leader_state {
             Some(leader) => leader.next_wakeup(),
             None => self.election_deadline,
-        }
+        };
+        let read_deadline = self.forwarded_reads.values().min().copied();
+        read_deadline.map_or(timer, |deadline| deadline.min(timer))
     }
 
     /// Whether an election is due: the actor then fetches the last log id and calls
@@ -424,6 +443,7 @@ impl Election {
         }
         if let Some(leader) = self.leader_state.as_mut() {
             leader.on_heartbeat_ack(from, response.round);
+            self.release_confirmed_reads(now, out);
         }
     }
 
@@ -437,20 +457,35 @@ impl Election {
     // ---- the leader's commit -------------------------------------------------------------
 
     /// The leader's no-op for `term` was appended at `index`.
-    pub fn on_term_first_index(&mut self, term: Term, index: LogIndex, out: &mut Vec<Action>) {
+    pub fn on_term_first_index(
+        &mut self,
+        now: MonoTime,
+        term: Term,
+        index: LogIndex,
+        out: &mut Vec<Action>,
+    ) {
         if let Some(leader) = self.current_leader_state(term) {
             if let Some(committed) = leader.commit.on_term_first_index(index) {
                 out.push(Action::Committed(committed));
+                self.serve_parked_reads(now, out);
             }
         }
     }
 
     /// `voter` (a follower, or this leader's own WAL) durably holds the leader's log of `term`
     /// through `index`.
-    pub fn on_match(&mut self, term: Term, voter: NodeId, index: LogIndex, out: &mut Vec<Action>) {
+    pub fn on_match(
+        &mut self,
+        now: MonoTime,
+        term: Term,
+        voter: NodeId,
+        index: LogIndex,
+        out: &mut Vec<Action>,
+    ) {
         if let Some(leader) = self.current_leader_state(term) {
             if let Some(committed) = leader.commit.on_match(voter, index) {
                 out.push(Action::Committed(committed));
+                self.serve_parked_reads(now, out);
             }
         }
     }
@@ -460,6 +495,185 @@ impl Election {
             return None;
         }
         self.leader_state.as_mut()
+    }
+
+    // ---- reads (Raft thesis §6.4) ---------------------------------------------------------
+
+    /// A linearizable read `id` on this node: the leader confirms it; a follower forwards it.
+    pub fn on_read(&mut self, now: MonoTime, id: u64, level: ReadLevel, out: &mut Vec<Action>) {
+        if self.role == Role::Leader {
+            self.leader_read(now, ReadOrigin::Local(id), level, out);
+            return;
+        }
+        match self.leader {
+            Some(leader) if self.forwarded_reads.len() < self.config.reads_max => {
+                self.forwarded_reads.insert(id, now + self.config.read_timeout);
+                let body = MessageBody::ReadIndexRequest(ReadIndexRequest { id, level });
+                out.push(Action::Send(self.message_to(leader, self.term, body)));
+            }
+            leader => out.push(Action::ReadFailed { id, leader }),
+        }
+    }
+
+    /// A follower's forwarded read.
+    pub fn on_read_index_request(
+        &mut self,
+        now: MonoTime,
+        from: NodeId,
+        term: Term,
+        request: &ReadIndexRequest,
+        out: &mut Vec<Action>,
+    ) {
+        let origin = ReadOrigin::Peer { node: from, id: request.id };
+        if term == self.term && self.role == Role::Leader {
+            self.leader_read(now, origin, request.level, out);
+        } else {
+            self.answer_read(origin, None, out);
+        }
+    }
+
+    /// The leader's answer to a read this follower forwarded.
+    pub fn on_read_index_response(
+        &mut self,
+        now: MonoTime,
+        term: Term,
+        response: &ReadIndexResponse,
+        out: &mut Vec<Action>,
+    ) {
+        if term > self.term {
+            self.become_follower(now, term, None, out);
+            return;
+        }
+        if self.forwarded_reads.remove(&response.id).is_none() {
+            return; // already given up on
+        }
+        match response.index {
+            Some(index) if term == self.term => out.push(Action::ReadReady { id: response.id, index }),
+            _ => out.push(Action::ReadFailed { id: response.id, leader: self.leader }),
+        }
+    }
+
+    /// Gives up on forwarded reads the leader has not answered in time.
+    pub fn expire_reads(&mut self, now: MonoTime, out: &mut Vec<Action>) {
+        let expired: Vec<u64> = self
+            .forwarded_reads
+            .iter()
+            .filter(|(_, &deadline)| deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            self.forwarded_reads.remove(&id);
+            out.push(Action::ReadFailed { id, leader: self.leader });
+        }
+    }
+
+    fn leader_read(&mut self, now: MonoTime, origin: ReadOrigin, level: ReadLevel, out: &mut Vec<Action>) {
+        let lease_holds = self.lease_holds(now);
+        let leader = self.leader_state.as_mut().expect("only a leader confirms reads");
+        if leader.reads.is_full() {
+            return self.answer_read(origin, None, out);
+        }
+        if !leader.commit.has_committed_own_term() {
+            leader.reads.park(origin, level);
+            return;
+        }
+        let index = leader.commit.committed();
+        if level == ReadLevel::Lease && lease_holds {
+            return self.answer_read(origin, Some(index), out);
+        }
+        // Confirmed by a round started after this read arrived: the next one.
+        let round = leader.round() + 1;
+        leader.reads.wait_for_round(origin, index, round);
+        self.maybe_start_read_round(now, out);
+    }
+
+    /// Starts a round for the waiting reads, unless one is already out: the next starts when
+    /// it is confirmed, so reads arriving meanwhile share it.
+    fn maybe_start_read_round(&mut self, now: MonoTime, out: &mut Vec<Action>) {
+        let interval = self.config.heartbeat_interval;
+        let Some(leader) = self.leader_state.as_mut() else {
+            return;
+        };
+        let Some(needed) = leader.reads.next_round_needed() else {
+            return;
+        };
+        if leader.read_round_in_flight.is_some() || leader.round() >= needed {
+            return;
+        }
+        let round = leader.start_round(now, interval);
+        leader.read_round_in_flight = Some(round);
+        self.send_heartbeats(round, out);
+        self.release_confirmed_reads(now, out); // a single-voter cluster confirms at once
+    }
+
+    fn release_confirmed_reads(&mut self, now: MonoTime, out: &mut Vec<Action>) {
+        let (voters, id) = (&self.config.voters, self.config.id);
+        let Some(leader) = self.leader_state.as_mut() else {
+            return;
+        };
+        let Some((confirmed, _)) = leader.quorum_round(voters, id) else {
+            return;
+        };
+        if leader.read_round_in_flight.is_some_and(|round| round <= confirmed) {
+            leader.read_round_in_flight = None;
+        }
+        let ready = leader.reads.confirmed_by(confirmed);
+        for (origin, index) in ready {
+            self.answer_read(origin, Some(index), out);
+        }
+        self.maybe_start_read_round(now, out);
+    }
+
+    fn serve_parked_reads(&mut self, now: MonoTime, out: &mut Vec<Action>) {
+        let Some(leader) = self.leader_state.as_mut() else {
+            return;
+        };
+        if !leader.commit.has_committed_own_term() {
+            return;
+        }
+        for (origin, level) in leader.reads.unpark() {
+            self.leader_read(now, origin, level, out);
+        }
+    }
+
+    /// Whether the lease holds: lease reads on, CheckQuorum on (it is what makes followers
+    /// withhold votes), and the latest majority-acknowledged round recent enough.
+    fn lease_holds(&self, now: MonoTime) -> bool {
+        if !self.config.lease_reads || !self.config.check_quorum {
+            return false;
+        }
+        let Some(leader) = &self.leader_state else {
+            return false;
+        };
+        let duration = lease_duration(self.config.election_timeout_min, self.config.clock_drift_max);
+        leader
+            .quorum_round(&self.config.voters, self.config.id)
+            .is_some_and(|(_, renewed_at)| lease_holds(now, renewed_at, duration))
+    }
+
+    fn answer_read(&self, origin: ReadOrigin, index: Option<LogIndex>, out: &mut Vec<Action>) {
+        match (origin, index) {
+            (ReadOrigin::Local(id), Some(index)) => out.push(Action::ReadReady { id, index }),
+            (ReadOrigin::Local(id), None) => out.push(Action::ReadFailed { id, leader: self.leader }),
+            (ReadOrigin::Peer { node, id }, index) => {
+                let body = MessageBody::ReadIndexResponse(ReadIndexResponse { id, index });
+                out.push(Action::Send(self.message_to(node, self.term, body)));
+            }
+        }
+    }
+
+    /// Leadership or the known leader changed: reads in progress cannot be confirmed by
+    /// whoever was going to confirm them.
+    fn abandon_reads(&mut self, out: &mut Vec<Action>) {
+        if let Some(leader) = self.leader_state.as_mut() {
+            let origins = leader.reads.drain();
+            for origin in origins {
+                self.answer_read(origin, None, out);
+            }
+        }
+        for id in std::mem::take(&mut self.forwarded_reads).into_keys() {
+            out.push(Action::ReadFailed { id, leader: None });
+        }
     }
 
     // ---- role transitions ----------------------------------------------------------------
@@ -472,6 +686,7 @@ impl Election {
         out: &mut Vec<Action>,
     ) {
         assert!(term >= self.term, "terms never decrease");
+        self.abandon_reads(out);
         if term > self.term {
             self.term = term;
             self.voted_for = None;
@@ -486,6 +701,7 @@ impl Election {
     }
 
     fn become_pre_candidate(&mut self, now: MonoTime, last_log: LogId, out: &mut Vec<Action>) {
+        self.abandon_reads(out);
         self.role = Role::PreCandidate;
         self.leader = None;
         self.leader_contact_at = None;
@@ -496,6 +712,7 @@ impl Election {
     }
 
     fn become_candidate(&mut self, now: MonoTime, last_log: LogId, out: &mut Vec<Action>) {
+        self.abandon_reads(out);
         self.term = self.term.next();
         self.voted_for = Some(self.config.id);
         self.role = Role::Candidate;
@@ -542,6 +759,7 @@ impl Election {
             self.config.overrides.commit_rule,
             now,
             self.config.election_timeout_min,
+            self.config.reads_max,
         ));
         out.push(Action::RoleChanged(self.role_state()));
         // Assert leadership at once rather than a heartbeat interval later.

@@ -20,6 +20,10 @@ fn config(id: NodeId, voters: u64) -> ElectionConfig {
         heartbeat_interval: Duration::from_millis(50),
         pre_vote: true,
         check_quorum: true,
+        lease_reads: true,
+        clock_drift_max: 0.05,
+        reads_max: 16,
+        read_timeout: Duration::from_secs(1),
         jitter_seed: 1,
         overrides: SafetyOverrides::default(),
     }
@@ -292,13 +296,13 @@ fn check_quorum_keeps_a_leader_a_majority_answers() {
 fn the_leader_commits_through_matches_and_tells_followers_only_what_they_hold() {
     let mut e = leader_n1();
     let mut out = vec![];
-    e.on_term_first_index(Term(2), LogIndex(6), &mut out);
-    e.on_match(Term(2), N1, LogIndex(8), &mut out);
+    e.on_term_first_index(ms(1002), Term(2), LogIndex(6), &mut out);
+    e.on_match(ms(1002), Term(2), N1, LogIndex(8), &mut out);
     assert!(out.is_empty());
-    e.on_match(Term(2), N2, LogIndex(7), &mut out);
+    e.on_match(ms(1002), Term(2), N2, LogIndex(7), &mut out);
     assert_eq!(out, vec![Action::Committed(LogIndex(7))]);
     out.clear();
-    e.on_match(Term(1), N3, LogIndex(8), &mut out);
+    e.on_match(ms(1002), Term(1), N3, LogIndex(8), &mut out);
     assert!(out.is_empty(), "a match reported for another term is ignored");
     e.on_leader_tick(ms(1051), &mut out);
     let hb = |to, commit| {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::raft::commit::{CommitRule, CommitTracker};
 use crate::raft::quorum::majority;
+use crate::raft::read::ReadQueue;
 use crate::types::{LogIndex, MonoTime, NodeId, Term};
 
 /// How many recent rounds' send times a leader remembers.
@@ -16,6 +17,10 @@ const ROUNDS_REMEMBERED_MAX: usize = 64;
 #[derive(Clone, Debug)]
 pub struct LeaderState {
     pub commit: CommitTracker,
+    pub reads: ReadQueue,
+    /// The round started to confirm reads that no majority has acknowledged yet: while one
+    /// is out, newly arrived reads wait for the next, so reads share rounds under load.
+    pub read_round_in_flight: Option<u64>,
     /// The last heartbeat round sent; rounds start at 1.
     round: u64,
     rounds_sent_at: VecDeque<(u64, MonoTime)>,
@@ -34,9 +39,12 @@ impl LeaderState {
         rule: CommitRule,
         now: MonoTime,
         check_interval: Duration,
+        reads_max: usize,
     ) -> Self {
         Self {
             commit: CommitTracker::new(term, voters.iter().copied(), LogIndex(0), rule),
+            reads: ReadQueue::new(reads_max),
+            read_round_in_flight: None,
             round: 0,
             rounds_sent_at: VecDeque::with_capacity(ROUNDS_REMEMBERED_MAX),
             acked_round: BTreeMap::new(),
@@ -50,18 +58,28 @@ impl LeaderState {
         self.next_heartbeat_at.min(self.quorum_check_at)
     }
 
+    /// The last round started.
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
     /// Starts a new heartbeat round if one is due at `now`; returns its number.
     pub fn maybe_start_round(&mut self, now: MonoTime, interval: Duration) -> Option<u64> {
         if now < self.next_heartbeat_at {
             return None;
         }
+        Some(self.start_round(now, interval))
+    }
+
+    /// Starts a heartbeat round now (to confirm reads, or because one is due).
+    pub fn start_round(&mut self, now: MonoTime, interval: Duration) -> u64 {
         self.round += 1;
         if self.rounds_sent_at.len() == ROUNDS_REMEMBERED_MAX {
             self.rounds_sent_at.pop_front();
         }
         self.rounds_sent_at.push_back((self.round, now));
         self.next_heartbeat_at = now + interval;
-        Some(self.round)
+        self.round
     }
 
     pub fn on_heartbeat_ack(&mut self, from: NodeId, round: u64) {
@@ -134,7 +152,7 @@ mod tests {
 
     #[test]
     fn rounds_are_paced_by_the_interval() {
-        let mut l = LeaderState::new(Term(1), &voters(), CommitRule::default(), ms(0), CHECK);
+        let mut l = LeaderState::new(Term(1), &voters(), CommitRule::default(), ms(0), CHECK, 16);
         assert_eq!(l.maybe_start_round(ms(0), HB), Some(1));
         assert_eq!(l.maybe_start_round(ms(10), HB), None);
         assert_eq!(l.maybe_start_round(ms(50), HB), Some(2));
@@ -144,7 +162,7 @@ mod tests {
     #[test]
     fn check_quorum_needs_a_majority_to_have_answered() {
         let v = voters();
-        let mut l = LeaderState::new(Term(1), &v, CommitRule::default(), ms(0), CHECK);
+        let mut l = LeaderState::new(Term(1), &v, CommitRule::default(), ms(0), CHECK, 16);
         l.maybe_start_round(ms(0), HB);
         assert_eq!(l.maybe_check_quorum(ms(100), &v, NodeId(1), CHECK), None, "not due");
         assert_eq!(l.maybe_check_quorum(ms(150), &v, NodeId(1), CHECK), Some(false));
@@ -156,7 +174,7 @@ mod tests {
     #[test]
     fn quorum_round_is_what_a_majority_acknowledged() {
         let v = voters();
-        let mut l = LeaderState::new(Term(1), &v, CommitRule::default(), ms(0), CHECK);
+        let mut l = LeaderState::new(Term(1), &v, CommitRule::default(), ms(0), CHECK, 16);
         l.maybe_start_round(ms(0), HB);
         l.maybe_start_round(ms(50), HB);
         assert_eq!(l.quorum_round(&v, NodeId(1)), None, "no follower answered");

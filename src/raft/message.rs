@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::raft::read::ReadLevel;
 use crate::types::{LogId, LogIndex, NodeId, Term};
 
 /// One log entry. `log_id` is assigned by the leader that created it.
@@ -83,6 +84,8 @@ pub enum MessageBody {
     AppendEntriesResponse(AppendEntriesResponse),
     Heartbeat(Heartbeat),
     HeartbeatResponse(HeartbeatResponse),
+    ReadIndexRequest(ReadIndexRequest),
+    ReadIndexResponse(ReadIndexResponse),
 }
 
 impl MessageBody {
@@ -97,6 +100,8 @@ impl MessageBody {
             MessageBody::AppendEntriesResponse(_) => "append_entries_response",
             MessageBody::Heartbeat(_) => "heartbeat",
             MessageBody::HeartbeatResponse(_) => "heartbeat_response",
+            MessageBody::ReadIndexRequest(_) => "read_index_request",
+            MessageBody::ReadIndexResponse(_) => "read_index_response",
         }
     }
 }
@@ -169,4 +174,19 @@ pub struct Heartbeat {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
     pub round: u64,
+}
+
+/// A follower asks the leader for a read index (Raft thesis §6.4), to serve a linearizable
+/// read from its own state once it has applied that far. `id` is the follower's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    pub id: u64,
+    pub level: ReadLevel,
+}
+
+/// The leader's answer: the read index, or `None` if it cannot confirm it leads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexResponse {
+    pub id: u64,
+    pub index: Option<LogIndex>,
 }

@@ -17,6 +17,7 @@ pub mod log_rules;
 pub mod message;
 pub mod progress;
 pub mod quorum;
+pub mod read;
 pub mod timeout;
 pub mod uncommitted;
 

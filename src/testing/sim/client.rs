@@ -10,7 +10,8 @@ use bytes::Bytes;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use tokio::time::Instant;
 
-use crate::node::{NodeHandle, SubmitError};
+use crate::node::{NodeHandle, ReadError, ReadFailure, SubmitError};
+use crate::raft::read::ReadLevel;
 use crate::streams::{self, AppendCommand, AppendOutcome, CommandBatch, StreamCommand};
 use crate::testing::sim::cluster::SimCluster;
 use crate::testing::{
@@ -181,15 +182,31 @@ impl Client {
             return;
         };
         let stream = stream_name(self.rng.gen_range(0..self.workload.streams));
-        let call = ReadCall { stream: stream.clone(), from: Offset(0), consistency: Consistency::Stale };
+        let consistency = match self.rng.gen_range(0..10) {
+            0..=3 => Consistency::Linearizable,
+            4..=6 => Consistency::Lease,
+            _ => Consistency::Stale,
+        };
+        let call = ReadCall { stream: stream.clone(), from: Offset(0), consistency };
         let op = self.recorder.invoke(self.id, Call::Read(call), self.now());
-        let read = tokio::time::timeout(
-            self.workload.request_timeout,
-            node.read_stale(&stream, Offset(0), READ_LIMIT),
-        )
-        .await;
-        let outcome = match read {
-            Ok(Ok(read)) => Outcome::Read { records: read.records, end_offset: read.info.end_offset },
+        let read = async {
+            match consistency {
+                Consistency::Stale => node.read_stale(&stream, Offset(0), READ_LIMIT).await.ok(),
+                Consistency::Linearizable | Consistency::Lease => {
+                    let level = if consistency == Consistency::Lease { ReadLevel::Lease } else { ReadLevel::ReadIndex };
+                    match node.read_linearizable(&stream, Offset(0), READ_LIMIT, level).await {
+                        Ok(read) => Some(read),
+                        Err(ReadFailure::NotConfirmed(ReadError::NotLeader { leader })) => {
+                            self.leader_hint = leader;
+                            None
+                        }
+                        Err(_) => None,
+                    }
+                }
+            }
+        };
+        let outcome = match tokio::time::timeout(self.workload.request_timeout, read).await {
+            Ok(Some(read)) => Outcome::Read { records: read.records, end_offset: read.info.end_offset },
             _ => Outcome::Failed,
         };
         self.recorder.complete(op, outcome, self.now());
