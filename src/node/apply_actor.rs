@@ -51,7 +51,15 @@ impl From<ProposeError> for SubmitError {
     }
 }
 
-pub type SubmitResult = Result<Vec<AppendOutcome>, SubmitError>;
+/// What applying a submitted batch did: the entry that carried it, and one outcome per
+/// command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub log_id: LogId,
+    pub outcomes: Vec<AppendOutcome>,
+}
+
+pub type SubmitResult = Result<Applied, SubmitError>;
 
 /// Propose a batch of commands; answered once it is applied (or known never to be).
 #[derive(Message)]
@@ -85,6 +93,26 @@ pub struct StreamRead {
 #[rtype(result = "LogIndex")]
 pub struct GetApplied;
 
+/// The commit index this node knows of, and how far it has applied.
+#[derive(Message)]
+#[rtype(result = "(LogIndex, LogIndex)")]
+pub struct GetProgress;
+
+/// Every stream with its bounds, sorted by name.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, StreamInfo)>")]
+pub struct ListStreams;
+
+/// Resolves once `stream` holds a record at `offset` (a long-poll or a tail waiting for the
+/// next record), or when the requester gives up (drops the receiver).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WaitForRecord {
+    pub stream: String,
+    pub offset: Offset,
+    pub reply: oneshot::Sender<()>,
+}
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct ApplyMore;
@@ -106,6 +134,8 @@ pub struct ApplyActor {
     in_log: BTreeMap<LogIndex, (Term, oneshot::Sender<SubmitResult>)>,
     /// Reads waiting for the applied index to reach theirs.
     reads_after: BTreeMap<LogIndex, Vec<ReadStream>>,
+    /// Long-polls and tails waiting for a stream to reach an offset.
+    record_waiters: BTreeMap<String, Vec<(Offset, oneshot::Sender<()>)>>,
 }
 
 impl ApplyActor {
@@ -131,6 +161,7 @@ impl ApplyActor {
             proposing: BTreeMap::new(),
             in_log: BTreeMap::new(),
             reads_after: BTreeMap::new(),
+            record_waiters: BTreeMap::new(),
         }
     }
 
@@ -164,10 +195,26 @@ impl ApplyActor {
             }
         }
         self.serve_waiting_reads();
+        self.wake_record_waiters();
         if self.applied < self.committed && !self.applying {
             self.applying = true;
             ctx.notify(ApplyMore);
         }
+    }
+
+    /// Wakes waiters whose record now exists, and forgets those that gave up.
+    fn wake_record_waiters(&mut self) {
+        let streams = &self.streams;
+        self.record_waiters.retain(|stream, waiters| {
+            let end = streams.stream(stream).map(|info| info.end_offset).unwrap_or_default();
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                std::mem::take(waiters).into_iter().partition(|(offset, _)| *offset < end);
+            for (_, reply) in ready {
+                let _ = reply.send(());
+            }
+            *waiters = waiting.into_iter().filter(|(_, reply)| !reply.is_closed()).collect();
+            !waiters.is_empty()
+        });
     }
 
     fn serve_waiting_reads(&mut self) {
@@ -208,7 +255,7 @@ impl ApplyActor {
             return;
         };
         let result = if term == log_id.term {
-            Ok(outcomes)
+            Ok(Applied { log_id, outcomes })
         } else {
             Err(SubmitError::Superseded)
         };
@@ -301,6 +348,35 @@ impl Handler<ReadStream> for ApplyActor {
         } else {
             self.reads_after.entry(msg.after).or_default().push(msg);
         }
+    }
+}
+
+impl Handler<ListStreams> for ApplyActor {
+    type Result = MessageResult<ListStreams>;
+
+    fn handle(&mut self, _: ListStreams, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.streams.list())
+    }
+}
+
+impl Handler<WaitForRecord> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WaitForRecord, _: &mut Context<Self>) {
+        let end = self.streams.stream(&msg.stream).map(|i| i.end_offset).unwrap_or_default();
+        if msg.offset < end {
+            let _ = msg.reply.send(());
+        } else {
+            self.record_waiters.entry(msg.stream).or_default().push((msg.offset, msg.reply));
+        }
+    }
+}
+
+impl Handler<GetProgress> for ApplyActor {
+    type Result = MessageResult<GetProgress>;
+
+    fn handle(&mut self, _: GetProgress, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.committed, self.applied))
     }
 }
 

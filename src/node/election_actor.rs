@@ -21,7 +21,7 @@ use crate::node::events::{Committed, DurableUpTo, RoleChanged, TermStarted};
 use crate::node::storage::{BlockingPool, HardStateStore};
 use crate::node::wal_actor::{FollowerAppend, LastLogId, WalActor};
 use crate::node::{FatalHandler, NodeObserver};
-use crate::raft::election::{Action, AppendGate, Election, HardState, RoleState};
+use crate::raft::election::{Action, AppendGate, Election, FollowerProgress, HardState, RoleState};
 use crate::raft::message::{MessageBody, PeerMessage};
 use crate::raft::read::ReadLevel;
 use crate::transport::PeerNetwork;
@@ -52,6 +52,18 @@ pub struct MatchAdvanced {
 #[derive(Message)]
 #[rtype(result = "RoleState")]
 pub struct GetRole;
+
+/// Role, leader commit index and follower progress, for status reports.
+#[derive(Message)]
+#[rtype(result = "ElectionStatus")]
+pub struct GetStatus;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectionStatus {
+    pub role: RoleState,
+    pub leader_commit: Option<LogIndex>,
+    pub followers: Vec<FollowerProgress>,
+}
 
 /// Confirm a read index for a linearizable read (thesis §6.4): answered with the index this
 /// node must have applied before serving the read.
@@ -403,6 +415,19 @@ impl Handler<ReadIndex> for ElectionActor {
         let mut out = Vec::new();
         self.core.on_read(self.clock.now(), id, msg.level, &mut out);
         self.run_actions(out, ctx);
+    }
+}
+
+impl Handler<GetStatus> for ElectionActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        let now = self.clock.now();
+        MessageResult(ElectionStatus {
+            role: self.core.role_state(),
+            leader_commit: self.core.leader_commit(),
+            followers: self.core.follower_progress(now),
+        })
     }
 }
 

@@ -19,6 +19,7 @@
 //! actors too.
 
 pub mod apply_actor;
+pub mod batcher;
 pub mod clock;
 pub mod election_actor;
 pub mod events;
@@ -35,9 +36,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::node::apply_actor::{ApplyActor, GetApplied, ReadStream, StreamRead, Submit, SubmitResult};
+use crate::node::apply_actor::{
+    ApplyActor, GetApplied, GetProgress, ListStreams, ReadStream, Submit, SubmitResult,
+    WaitForRecord,
+};
 use crate::node::clock::Clock;
-use crate::node::election_actor::{ElectionActor, ElectionLinks, GetRole, ReadIndex};
+use crate::node::batcher::{Append, AppendReply, BatchLimits, ProposalBatcher};
+use crate::node::election_actor::{ElectionActor, ElectionLinks, ElectionStatus, GetRole, GetStatus, ReadIndex};
 pub use crate::node::election_actor::ReadError;
 use crate::node::router::{ReplicatorDeps, Router, Shutdown};
 use crate::node::storage::{BlockingPool, HardStateStore, LogStore};
@@ -46,11 +51,21 @@ use crate::raft::election::{Election, ElectionConfig, Role, RoleState, SafetyOve
 use crate::raft::message::PeerMessage;
 use crate::raft::progress::ReplicationLimits;
 use crate::raft::read::ReadLevel;
-use crate::streams::{self, CommandBatch, Streams};
+use crate::streams::{self, AppendCommand, CommandBatch, StreamInfo, Streams};
 use crate::transport::PeerNetwork;
 use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
 
-pub use crate::node::apply_actor::SubmitError;
+pub use crate::node::apply_actor::{Applied, StreamRead, SubmitError};
+
+/// A node's progress, for status reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub election: ElectionStatus,
+    /// The commit index this node knows of (the leader's own on a leader).
+    pub committed: LogIndex,
+    pub applied: LogIndex,
+    pub last_log: LogId,
+}
 
 /// Why a linearizable read failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +111,7 @@ pub struct NodeConfig {
     pub reads_max: usize,
     pub read_timeout: Duration,
     pub replication: ReplicationLimits,
+    pub batching: BatchLimits,
     pub uncommitted_bytes_max: u64,
     pub jitter_seed: u64,
     #[doc(hidden)]
@@ -124,6 +140,7 @@ impl NodeConfig {
                 inflight_bytes_max: 8 << 20,
                 append_timeout: Duration::from_millis(100),
             },
+            batching: BatchLimits::default(),
             uncommitted_bytes_max: 64 << 20,
             jitter_seed: id.0,
             overrides: SafetyOverrides::default(),
@@ -176,6 +193,7 @@ pub struct NodeHandle {
     wal: Addr<WalActor>,
     apply: Addr<ApplyActor>,
     router: Addr<Router>,
+    batcher: Addr<ProposalBatcher>,
 }
 
 /// Starts a node's actors. Must be called from within a running actix system.
@@ -233,7 +251,8 @@ pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> No
         wiring.observer,
         wiring.on_fatal,
     ));
-    NodeHandle { id: config.id, election, wal, apply, router }
+    let batcher = ProposalBatcher::new(apply.clone(), config.batching).start();
+    NodeHandle { id: config.id, election, wal, apply, router, batcher }
 }
 
 fn start_wal(
@@ -278,7 +297,7 @@ macro_rules! stoppable {
         }
     )*};
 }
-stoppable!(ElectionActor, WalActor, ApplyActor);
+stoppable!(ElectionActor, WalActor, ApplyActor, ProposalBatcher);
 
 impl NodeHandle {
     /// Proposes a batch of stream commands through this node, which must be the leader, and
@@ -287,6 +306,35 @@ impl NodeHandle {
         let (reply, result) = oneshot::channel();
         self.apply.do_send(Submit { batch, reply });
         result.await.unwrap_or(Err(SubmitError::NodeStopped))
+    }
+
+    /// Appends through the proposal batcher, which gathers concurrent appends into one entry;
+    /// resolves once the entry is applied, with the entry's id and this command's outcome.
+    pub async fn append(&self, command: AppendCommand) -> AppendReply {
+        let (reply, result) = oneshot::channel();
+        self.batcher.do_send(Append { command, reply });
+        result.await.unwrap_or(Err(SubmitError::NodeStopped))
+    }
+
+    /// Every stream this node has applied, with its bounds, sorted by name.
+    pub async fn list_streams(&self) -> Option<Vec<(String, StreamInfo)>> {
+        self.apply.send(ListStreams).await.ok()
+    }
+
+    /// Resolves once this node has applied a record at `offset` of `stream`; `false` if the
+    /// node stopped first.
+    pub async fn wait_for_record(&self, stream: &str, offset: Offset) -> bool {
+        let (reply, woken) = oneshot::channel();
+        self.apply.do_send(WaitForRecord { stream: stream.to_string(), offset, reply });
+        woken.await.is_ok()
+    }
+
+    /// Role, commit and apply progress, and (on a leader) each follower's progress.
+    pub async fn status(&self) -> Option<NodeStatus> {
+        let election = self.election.send(GetStatus).await.ok()?;
+        let (committed, applied) = self.apply.send(GetProgress).await.ok()?;
+        let last_log = self.wal.send(wal_actor::LastLogId).await.ok()?;
+        Some(NodeStatus { election, committed, applied, last_log })
     }
 
     /// This node's role, term and known leader.
@@ -340,6 +388,7 @@ impl NodeHandle {
         self.router.do_send(Shutdown);
         self.election.do_send(StopActor);
         self.apply.do_send(StopActor);
+        self.batcher.do_send(StopActor);
         self.wal.do_send(StopActor);
     }
 }

@@ -98,6 +98,14 @@ pub enum Action {
     ReadFailed { id: u64, leader: Option<NodeId> },
 }
 
+/// A leader's view of one follower, for status reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub id: NodeId,
+    pub match_index: LogIndex,
+    pub last_ack: Option<Duration>,
+}
+
 /// Whether an AppendEntries may go on to the log (after any barrier before it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppendGate {
@@ -201,6 +209,29 @@ impl Election {
     /// [`Election::on_election_timeout`].
     pub fn election_due(&self, now: MonoTime) -> bool {
         self.role != Role::Leader && now >= self.election_deadline
+    }
+
+    /// On a leader, what it knows of each follower: how far its log matches and how long ago
+    /// it last answered. Empty on other roles.
+    pub fn follower_progress(&self, now: MonoTime) -> Vec<FollowerProgress> {
+        let Some(leader) = &self.leader_state else {
+            return Vec::new();
+        };
+        self.config
+            .voters
+            .iter()
+            .filter(|&&id| id != self.config.id)
+            .map(|&id| FollowerProgress {
+                id,
+                match_index: leader.commit.matched(id),
+                last_ack: leader.last_ack_at(id).map(|at| now.saturating_since(at)),
+            })
+            .collect()
+    }
+
+    /// The commit index this node knows as leader (`None` on other roles).
+    pub fn leader_commit(&self) -> Option<LogIndex> {
+        self.leader_state.as_ref().map(|l| l.commit.committed())
     }
 
     // ---- timers ------------------------------------------------------------------------
@@ -442,7 +473,7 @@ impl Election {
             return;
         }
         if let Some(leader) = self.leader_state.as_mut() {
-            leader.on_heartbeat_ack(from, response.round);
+            leader.on_heartbeat_ack(from, response.round, now);
             self.release_confirmed_reads(now, out);
         }
     }

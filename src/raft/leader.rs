@@ -24,8 +24,9 @@ pub struct LeaderState {
     /// The last heartbeat round sent; rounds start at 1.
     round: u64,
     rounds_sent_at: VecDeque<(u64, MonoTime)>,
-    /// The highest round each follower acknowledged.
+    /// The highest round each follower acknowledged, and when it last acknowledged one.
     acked_round: BTreeMap<NodeId, u64>,
+    last_ack_at: BTreeMap<NodeId, MonoTime>,
     next_heartbeat_at: MonoTime,
     /// When CheckQuorum next looks at who answered since the last look.
     quorum_check_at: MonoTime,
@@ -48,6 +49,7 @@ impl LeaderState {
             round: 0,
             rounds_sent_at: VecDeque::with_capacity(ROUNDS_REMEMBERED_MAX),
             acked_round: BTreeMap::new(),
+            last_ack_at: BTreeMap::new(),
             next_heartbeat_at: now,
             quorum_check_at: now + check_interval,
             heard_since_check: BTreeSet::new(),
@@ -82,13 +84,19 @@ impl LeaderState {
         self.round
     }
 
-    pub fn on_heartbeat_ack(&mut self, from: NodeId, round: u64) {
+    pub fn on_heartbeat_ack(&mut self, from: NodeId, round: u64, now: MonoTime) {
         if round == 0 || round > self.round {
             return; // not an answer to one of this term's rounds
         }
+        self.last_ack_at.insert(from, now);
         let acked = self.acked_round.entry(from).or_insert(0);
         *acked = (*acked).max(round);
         self.heard_since_check.insert(from);
+    }
+
+    /// When `follower` last answered a heartbeat round of this term.
+    pub fn last_ack_at(&self, follower: NodeId) -> Option<MonoTime> {
+        self.last_ack_at.get(&follower).copied()
     }
 
     /// CheckQuorum (Raft thesis §6.2): if a check is due and fewer than a majority (counting
@@ -166,7 +174,7 @@ mod tests {
         l.maybe_start_round(ms(0), HB);
         assert_eq!(l.maybe_check_quorum(ms(100), &v, NodeId(1), CHECK), None, "not due");
         assert_eq!(l.maybe_check_quorum(ms(150), &v, NodeId(1), CHECK), Some(false));
-        l.on_heartbeat_ack(NodeId(2), 1);
+        l.on_heartbeat_ack(NodeId(2), 1, ms(1));
         assert_eq!(l.maybe_check_quorum(ms(300), &v, NodeId(1), CHECK), Some(true));
         assert_eq!(l.maybe_check_quorum(ms(450), &v, NodeId(1), CHECK), Some(false), "acks are per period");
     }
@@ -178,9 +186,9 @@ mod tests {
         l.maybe_start_round(ms(0), HB);
         l.maybe_start_round(ms(50), HB);
         assert_eq!(l.quorum_round(&v, NodeId(1)), None, "no follower answered");
-        l.on_heartbeat_ack(NodeId(3), 2);
+        l.on_heartbeat_ack(NodeId(3), 2, ms(51));
         assert_eq!(l.quorum_round(&v, NodeId(1)), Some((2, ms(50))));
-        l.on_heartbeat_ack(NodeId(2), 7); // from the future: ignored
+        l.on_heartbeat_ack(NodeId(2), 7, ms(51)); // from the future: ignored
         assert_eq!(l.quorum_round(&v, NodeId(1)), Some((2, ms(50))));
     }
 }

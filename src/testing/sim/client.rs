@@ -159,9 +159,9 @@ impl Client {
         let op = self.recorder.invoke(self.id, Call::Append(call), self.now());
         let result = tokio::time::timeout(self.workload.request_timeout, node.submit(batch)).await;
         let (outcome, settled) = match result {
-            Ok(Ok(outcomes)) => {
+            Ok(Ok(applied)) => {
                 self.leader_hint = Some(node.id);
-                (append_outcome(outcomes), true)
+                (append_outcome(applied.outcomes), true)
             }
             Ok(Err(SubmitError::NotLeader { leader, .. })) => {
                 self.leader_hint = leader;
