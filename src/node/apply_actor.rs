@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::node::events::{Committed, RoleChanged};
 use crate::node::storage::LogReader;
 use crate::node::wal_actor::{Propose, Proposed, WalActor};
-use crate::node::{NodeObserver, ProposeError};
+use crate::node::{metrics, NodeObserver, ProposeError};
 use crate::raft::election::{Role, RoleState};
 use crate::raft::message::EntryPayload;
 use crate::streams::{self, AppendOutcome, CommandBatch, StreamInfo, Streams};
@@ -194,6 +194,7 @@ impl ApplyActor {
                 observer.applied(self.id, entry.log_id);
             }
         }
+        metrics::applied(self.applied);
         self.serve_waiting_reads();
         self.wake_record_waiters();
         if self.applied < self.committed && !self.applying {

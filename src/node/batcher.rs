@@ -14,6 +14,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::node::apply_actor::{ApplyActor, Submit, SubmitError};
+use crate::node::metrics;
 use crate::streams::{AppendCommand, AppendOutcome, CommandBatch, StreamCommand};
 use crate::types::LogId;
 
@@ -69,6 +70,7 @@ impl ProposalBatcher {
         let commands: Vec<StreamCommand> =
             self.commands.drain(..).map(StreamCommand::Append).collect();
         let replies = std::mem::take(&mut self.replies);
+        metrics::proposal_batch(replies.len());
         self.bytes = 0;
         let (reply, result) = oneshot::channel();
         self.apply.do_send(Submit { batch: CommandBatch { commands }, reply });

@@ -20,7 +20,7 @@ use crate::node::clock::Clock;
 use crate::node::events::{Committed, DurableUpTo, RoleChanged, TermStarted};
 use crate::node::storage::{BlockingPool, HardStateStore};
 use crate::node::wal_actor::{FollowerAppend, LastLogId, WalActor};
-use crate::node::{FatalHandler, NodeObserver};
+use crate::node::{metrics, FatalHandler, NodeObserver};
 use crate::raft::election::{Action, AppendGate, Election, FollowerProgress, HardState, RoleState};
 use crate::raft::message::{MessageBody, PeerMessage};
 use crate::raft::read::ReadLevel;
@@ -119,6 +119,8 @@ pub struct ElectionActor {
     /// Linearizable reads waiting for the core to confirm a read index, by read id.
     reads: BTreeMap<u64, oneshot::Sender<Result<LogIndex, ReadError>>>,
     next_read_id: u64,
+    /// The last role published, to count leader changes.
+    published_role: Option<RoleState>,
 }
 
 impl ElectionActor {
@@ -147,6 +149,7 @@ impl ElectionActor {
             timer: None,
             reads: BTreeMap::new(),
             next_read_id: 0,
+            published_role: None,
         }
     }
 
@@ -180,6 +183,7 @@ impl ElectionActor {
             Action::Send(message) => self.network.send(message),
             Action::RoleChanged(role) => self.publish_role(role),
             Action::LearnedCommit(index) | Action::Committed(index) => {
+                metrics::committed(index);
                 for subscriber in &self.links.commit_subscribers {
                     subscriber.do_send(Committed { index });
                 }
@@ -209,7 +213,8 @@ impl ElectionActor {
         }));
     }
 
-    fn publish_role(&self, role: RoleState) {
+    fn publish_role(&mut self, role: RoleState) {
+        metrics::role_changed(self.published_role.replace(role), role);
         if let Some(observer) = &self.observer {
             observer.role_changed(self.id(), role);
         }

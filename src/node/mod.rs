@@ -24,6 +24,7 @@ pub mod clock;
 pub mod election_actor;
 pub mod events;
 pub mod mem_store;
+pub mod metrics;
 pub mod replicator_actor;
 pub mod router;
 pub mod storage;

@@ -13,6 +13,7 @@ use actix::prelude::*;
 use crate::node::clock::Clock;
 use crate::node::election_actor::{ElectionActor, HigherTermSeen, MatchAdvanced};
 use crate::node::events::{Appended, Committed};
+use crate::node::metrics;
 use crate::node::storage::LogReader;
 use crate::raft::message::{AppendEntries, AppendEntriesResponse, MessageBody, PeerMessage};
 use crate::raft::progress::{AppendPlan, Progress, ReplicationLimits};
@@ -206,6 +207,7 @@ impl Handler<PeerResponse> for ReplicatorActor {
         match msg.response {
             AppendEntriesResponse::Success { match_index } => {
                 if progress.on_success(match_index) {
+                    metrics::replication_lag(self.peer, self.leader_last.0.saturating_sub(match_index.0));
                     self.election.do_send(MatchAdvanced {
                         term: self.term,
                         peer: self.peer,

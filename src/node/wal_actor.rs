@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use crate::node::events::{Appended, Committed, DurableUpTo, RoleChanged, TermStarted};
 use crate::node::storage::{BlockingPool, FlushOutcome, LogStore};
-use crate::node::{FatalHandler, ProposeError};
+use crate::node::{metrics, FatalHandler, ProposeError};
 use crate::raft::election::{Role, RoleState};
 use crate::raft::log_rules::{decide_append, follower_commit, AppendDecision};
 use crate::raft::message::{
@@ -124,6 +124,7 @@ impl WalActor {
     }
 
     fn append(&mut self, entries: &[Entry], ctx: &mut Context<Self>) -> bool {
+        metrics::appended(entries.len(), entries.iter().map(Entry::payload_bytes).sum());
         if let Err(error) = self.store.append(entries) {
             (self.on_fatal)(&format!("WAL append failed: {error}"));
             ctx.stop();
@@ -142,7 +143,12 @@ impl WalActor {
         };
         self.flushing = true;
         let me = ctx.address();
-        self.pool.execute(Box::new(move || me.do_send(FlushDone(job()))));
+        self.pool.execute(Box::new(move || {
+            let started = std::time::Instant::now();
+            let outcome = job();
+            metrics::flushed(started.elapsed());
+            me.do_send(FlushDone(outcome));
+        }));
     }
 
     fn on_durable(&mut self, durable: LogIndex) {
