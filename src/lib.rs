@@ -6,10 +6,13 @@
 //! - [`testing`]: history recording and the checkers shared by the simulator and the
 //!   integration suite.
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod node;
 pub mod raft;
+pub mod runtime;
+pub mod service;
 pub mod streams;
 pub mod testing;
 pub mod transport;

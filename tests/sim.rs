@@ -9,7 +9,10 @@ use std::time::Instant;
 use raftlog::testing::sim::{self, SimRun};
 
 fn seeds_per_size() -> u64 {
-    std::env::var("SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(500)
+    std::env::var("SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500)
 }
 
 /// Runs `count` seeds from `first` on two threads, and fails with every failing seed's report.
@@ -27,10 +30,18 @@ fn run_seeds(nodes: u64, first: u64, count: u64, make: impl Fn(u64) -> SimRun + 
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect()
     });
     eprintln!("{count} seeds of {nodes} nodes in {:?}", started.elapsed());
-    assert!(failures.is_empty(), "{} of {count} seeds failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -49,9 +60,15 @@ fn replay() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
         return;
     };
-    let nodes = std::env::var("SIM_NODES").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let nodes = std::env::var("SIM_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     match sim::run(SimRun::new(nodes, seed)) {
-        Ok(report) => eprintln!("seed {seed} passed: {}\nfaults: {:#?}", report.check, report.faults),
+        Ok(report) => eprintln!(
+            "seed {seed} passed: {}\nfaults: {:#?}",
+            report.check, report.faults
+        ),
         Err(failure) => panic!("{failure}\nhistory:\n{}", failure.history),
     }
 }
@@ -87,6 +104,10 @@ fn a_seed_replays_identically() {
         Err(failure) => failure.history,
     };
     for seed in [3, 17] {
-        assert_eq!(history(seed), history(seed), "seed {seed} is not deterministic");
+        assert_eq!(
+            history(seed),
+            history(seed),
+            "seed {seed} is not deterministic"
+        );
     }
 }

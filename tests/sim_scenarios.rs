@@ -27,14 +27,20 @@ fn one_record(value: &str) -> CommandBatch {
         producer: None,
         expected_offset: None,
     };
-    CommandBatch { commands: vec![StreamCommand::Append(command)] }
+    CommandBatch {
+        commands: vec![StreamCommand::Append(command)],
+    }
 }
 
 async fn leader(cluster: &Rc<RefCell<SimCluster>>, among: &[NodeId]) -> Option<NodeHandle> {
     let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
     while tokio::time::Instant::now() < deadline {
-        let nodes: Vec<NodeHandle> =
-            cluster.borrow().running().into_iter().filter(|n| among.contains(&n.id)).collect();
+        let nodes: Vec<NodeHandle> = cluster
+            .borrow()
+            .running()
+            .into_iter()
+            .filter(|n| among.contains(&n.id))
+            .collect();
         if let Some(leader) = leader_among(nodes).await {
             return Some(leader);
         }
@@ -51,14 +57,21 @@ async fn figure_8(seed: u64, rule: CommitRule) -> Vec<String> {
     config.node.overrides.commit_rule = rule;
     config.node.replication.entries_per_append_max = 1;
     config.node.replication.inflight_appends_max = 1;
-    config.faults = SimFaults { delay_ms_min: 1, delay_ms_max: 3, drop_per_mille: 0, duplicate_per_mille: 0 };
+    config.faults = SimFaults {
+        delay_ms_min: 1,
+        delay_ms_max: 3,
+        drop_per_mille: 0,
+        duplicate_per_mille: 0,
+    };
     let cluster = Rc::new(RefCell::new(SimCluster::start(config)));
     let network = cluster.borrow().network().clone();
     let observer = cluster.borrow().observer().clone();
     let ids = cluster.borrow().ids();
 
     // (a) A leads, and only A and B receive the entry X.
-    let Some(a) = leader(&cluster, &ids).await else { return vec!["setup: no first leader".into()] };
+    let Some(a) = leader(&cluster, &ids).await else {
+        return vec!["setup: no first leader".into()];
+    };
     // Everyone holds A's no-op first, so that the entry X below is the only difference.
     let a_last = a.last_log_id().await.expect("running");
     let everyone = cluster.borrow().running();
@@ -77,8 +90,16 @@ async fn figure_8(seed: u64, rule: CommitRule) -> Vec<String> {
     {
         return vec!["setup: A's no-op did not reach everyone".into()];
     }
-    let b = ids.iter().copied().find(|&id| id != a.id).expect("five nodes");
-    let rest: Vec<NodeId> = ids.iter().copied().filter(|&id| id != a.id && id != b).collect();
+    let b = ids
+        .iter()
+        .copied()
+        .find(|&id| id != a.id)
+        .expect("five nodes");
+    let rest: Vec<NodeId> = ids
+        .iter()
+        .copied()
+        .filter(|&id| id != a.id && id != b)
+        .collect();
     // Everyone else alone, so no one else can be elected meanwhile.
     let mut groups = vec![vec![a.id, b]];
     groups.extend(rest.iter().map(|&id| vec![id]));
@@ -122,7 +143,10 @@ async fn figure_8(seed: u64, rule: CommitRule) -> Vec<String> {
         let handle = f.and_then(|f| cluster.borrow().handle(f));
         async move {
             match handle {
-                Some(h) => h.last_log_id().await.is_some_and(|l| l.index >= x.index && l.term > x.term),
+                Some(h) => h
+                    .last_log_id()
+                    .await
+                    .is_some_and(|l| l.index >= x.index && l.term > x.term),
                 None => false,
             }
         }
@@ -185,7 +209,12 @@ async fn figure_8(seed: u64, rule: CommitRule) -> Vec<String> {
     if let Err(violations) = check_cluster(&observer.roles(), &observer.applied_by_incarnation()) {
         problems.extend(violations.iter().map(|v| v.to_string()));
     }
-    problems.extend(observer.fatal_errors().into_iter().map(|(n, m)| format!("{n}: {m}")));
+    problems.extend(
+        observer
+            .fatal_errors()
+            .into_iter()
+            .map(|(n, m)| format!("{n}: {m}")),
+    );
     cluster.borrow_mut().stop_all();
     problems
 }
@@ -205,10 +234,16 @@ fn figure_8_without_the_current_term_rule_loses_a_committed_entry() {
     let caught: Vec<u64> = (0..10)
         .filter(|&seed| {
             let problems = in_simulation(figure_8(seed, CommitRule::UnsafeAnyTerm));
-            assert!(!problems.iter().any(|p| p.starts_with("setup")), "seed {seed}: {problems:#?}");
+            assert!(
+                !problems.iter().any(|p| p.starts_with("setup")),
+                "seed {seed}: {problems:#?}"
+            );
             !problems.is_empty()
         })
         .collect();
     eprintln!("the broken commit rule was caught in seeds {caught:?}");
-    assert!(!caught.is_empty(), "the broken commit rule went unnoticed in 10 seeds");
+    assert!(
+        !caught.is_empty(),
+        "the broken commit rule went unnoticed in 10 seeds"
+    );
 }

@@ -180,7 +180,11 @@ impl ApplyActor {
             }
         };
         for entry in entries {
-            assert_eq!(entry.log_id.index, self.applied.next(), "entries apply in order");
+            assert_eq!(
+                entry.log_id.index,
+                self.applied.next(),
+                "entries apply in order"
+            );
             let outcomes = match &entry.payload {
                 EntryPayload::Noop => {
                     self.streams.apply_noop(entry.log_id.index);
@@ -194,7 +198,7 @@ impl ApplyActor {
                 observer.applied(self.id, entry.log_id);
             }
         }
-        metrics::applied(self.applied);
+        metrics::applied(self.id, self.applied);
         self.serve_waiting_reads();
         self.wake_record_waiters();
         if self.applied < self.committed && !self.applying {
@@ -207,13 +211,20 @@ impl ApplyActor {
     fn wake_record_waiters(&mut self) {
         let streams = &self.streams;
         self.record_waiters.retain(|stream, waiters| {
-            let end = streams.stream(stream).map(|info| info.end_offset).unwrap_or_default();
-            let (ready, waiting): (Vec<_>, Vec<_>) =
-                std::mem::take(waiters).into_iter().partition(|(offset, _)| *offset < end);
+            let end = streams
+                .stream(stream)
+                .map(|info| info.end_offset)
+                .unwrap_or_default();
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(waiters)
+                .into_iter()
+                .partition(|(offset, _)| *offset < end);
             for (_, reply) in ready {
                 let _ = reply.send(());
             }
-            *waiters = waiting.into_iter().filter(|(_, reply)| !reply.is_closed()).collect();
+            *waiters = waiting
+                .into_iter()
+                .filter(|(_, reply)| !reply.is_closed())
+                .collect();
             !waiters.is_empty()
         });
     }
@@ -248,7 +259,11 @@ impl ApplyActor {
             let first = range.first_offset;
             records.extend((0..).zip(values).map(|(i, v)| (Offset(first.0 + i), v)));
         }
-        Ok(StreamRead { records, info, applied: self.applied })
+        Ok(StreamRead {
+            records,
+            info,
+            applied: self.applied,
+        })
     }
 
     fn resolve(&mut self, log_id: LogId, outcomes: Vec<AppendOutcome>) {
@@ -364,11 +379,18 @@ impl Handler<WaitForRecord> for ApplyActor {
     type Result = ();
 
     fn handle(&mut self, msg: WaitForRecord, _: &mut Context<Self>) {
-        let end = self.streams.stream(&msg.stream).map(|i| i.end_offset).unwrap_or_default();
+        let end = self
+            .streams
+            .stream(&msg.stream)
+            .map(|i| i.end_offset)
+            .unwrap_or_default();
         if msg.offset < end {
             let _ = msg.reply.send(());
         } else {
-            self.record_waiters.entry(msg.stream).or_default().push((msg.offset, msg.reply));
+            self.record_waiters
+                .entry(msg.stream)
+                .or_default()
+                .push((msg.offset, msg.reply));
         }
     }
 }

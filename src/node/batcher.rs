@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::node::apply_actor::{ApplyActor, Submit, SubmitError};
 use crate::node::metrics;
 use crate::streams::{AppendCommand, AppendOutcome, CommandBatch, StreamCommand};
-use crate::types::LogId;
+use crate::types::{LogId, NodeId};
 
 /// The batching knobs (`[batching]` in the config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +28,11 @@ pub struct BatchLimits {
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        Self { linger: Duration::ZERO, requests_max: 1024, bytes_max: 4 << 20 }
+        Self {
+            linger: Duration::ZERO,
+            requests_max: 1024,
+            bytes_max: 4 << 20,
+        }
     }
 }
 
@@ -47,6 +51,7 @@ pub struct Append {
 struct ProposeBatch;
 
 pub struct ProposalBatcher {
+    node: NodeId,
     apply: Addr<ApplyActor>,
     limits: BatchLimits,
     commands: Vec<AppendCommand>,
@@ -56,8 +61,16 @@ pub struct ProposalBatcher {
 }
 
 impl ProposalBatcher {
-    pub fn new(apply: Addr<ApplyActor>, limits: BatchLimits) -> Self {
-        Self { apply, limits, commands: Vec::new(), replies: Vec::new(), bytes: 0, scheduled: None }
+    pub fn new(node: NodeId, apply: Addr<ApplyActor>, limits: BatchLimits) -> Self {
+        Self {
+            node,
+            apply,
+            limits,
+            commands: Vec::new(),
+            replies: Vec::new(),
+            bytes: 0,
+            scheduled: None,
+        }
     }
 
     fn propose(&mut self, ctx: &mut Context<Self>) {
@@ -70,14 +83,21 @@ impl ProposalBatcher {
         let commands: Vec<StreamCommand> =
             self.commands.drain(..).map(StreamCommand::Append).collect();
         let replies = std::mem::take(&mut self.replies);
-        metrics::proposal_batch(replies.len());
+        metrics::proposal_batch(self.node, replies.len());
         self.bytes = 0;
         let (reply, result) = oneshot::channel();
-        self.apply.do_send(Submit { batch: CommandBatch { commands }, reply });
+        self.apply.do_send(Submit {
+            batch: CommandBatch { commands },
+            reply,
+        });
         actix::spawn(async move {
             match result.await.unwrap_or(Err(SubmitError::NodeStopped)) {
                 Ok(applied) => {
-                    assert_eq!(applied.outcomes.len(), replies.len(), "one outcome per command");
+                    assert_eq!(
+                        applied.outcomes.len(),
+                        replies.len(),
+                        "one outcome per command"
+                    );
                     for (reply, outcome) in replies.into_iter().zip(applied.outcomes) {
                         let _ = reply.send(Ok((applied.log_id, outcome)));
                     }

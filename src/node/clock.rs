@@ -20,8 +20,14 @@ impl Clock {
     }
 
     pub fn with_drift(drift_ppm: i64) -> Self {
-        assert!(drift_ppm.abs() < 1_000_000, "drift must leave the clock running forward");
-        Self { origin: Instant::now(), drift_ppm }
+        assert!(
+            drift_ppm.abs() < 1_000_000,
+            "drift must leave the clock running forward"
+        );
+        Self {
+            origin: Instant::now(),
+            drift_ppm,
+        }
     }
 
     pub fn now(&self) -> MonoTime {
@@ -54,6 +60,9 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(exact.now(), MonoTime(1_000_000));
         assert_eq!(fast.now(), MonoTime(1_100_000));
-        assert_eq!(fast.delay_until(MonoTime(1_210_000)), Duration::from_millis(100));
+        assert_eq!(
+            fast.delay_until(MonoTime(1_210_000)),
+            Duration::from_millis(100)
+        );
     }
 }

@@ -183,13 +183,15 @@ impl ElectionActor {
             Action::Send(message) => self.network.send(message),
             Action::RoleChanged(role) => self.publish_role(role),
             Action::LearnedCommit(index) | Action::Committed(index) => {
-                metrics::committed(index);
+                metrics::committed(self.id(), index);
                 for subscriber in &self.links.commit_subscribers {
                     subscriber.do_send(Committed { index });
                 }
             }
             Action::ReadReady { id, index } => self.answer_read(id, Ok(index)),
-            Action::ReadFailed { id, leader } => self.answer_read(id, Err(ReadError::NotLeader { leader })),
+            Action::ReadFailed { id, leader } => {
+                self.answer_read(id, Err(ReadError::NotLeader { leader }))
+            }
         }
     }
 
@@ -214,7 +216,7 @@ impl ElectionActor {
     }
 
     fn publish_role(&mut self, role: RoleState) {
-        metrics::role_changed(self.published_role.replace(role), role);
+        metrics::role_changed(self.id(), self.published_role.replace(role), role);
         if let Some(observer) = &self.observer {
             observer.role_changed(self.id(), role);
         }
@@ -267,7 +269,8 @@ impl ElectionActor {
             MessageBody::VoteRequest(request) => {
                 self.with_last_log_id(ctx, move |act, last_log, out| {
                     let now = act.clock.now();
-                    act.core.on_vote_request(now, from, term, &request, last_log, out);
+                    act.core
+                        .on_vote_request(now, from, term, &request, last_log, out);
                 });
                 return;
             }
@@ -275,32 +278,37 @@ impl ElectionActor {
                 // Winning a PreVote starts the real election, which needs the last log id.
                 self.with_last_log_id(ctx, move |act, last_log, out| {
                     let now = act.clock.now();
-                    act.core.on_vote_response(now, from, term, &response, last_log, out);
+                    act.core
+                        .on_vote_response(now, from, term, &response, last_log, out);
                 });
                 return;
             }
-            MessageBody::Heartbeat(heartbeat) => {
-                self.core.on_heartbeat(now, from, term, &heartbeat, &mut out)
-            }
-            MessageBody::HeartbeatResponse(response) => {
-                self.core.on_heartbeat_response(now, from, term, &response, &mut out)
-            }
+            MessageBody::Heartbeat(heartbeat) => self
+                .core
+                .on_heartbeat(now, from, term, &heartbeat, &mut out),
+            MessageBody::HeartbeatResponse(response) => self
+                .core
+                .on_heartbeat_response(now, from, term, &response, &mut out),
             MessageBody::AppendEntries(request) => {
                 let gate = self.core.on_append_entries(now, from, term, &mut out);
                 let mut steps: Vec<Step> = out.into_iter().map(Step::Action).collect();
                 if gate == AppendGate::Accept {
                     let leader = from;
-                    steps.push(Step::Forward(FollowerAppend { term, leader, request }));
+                    steps.push(Step::Forward(FollowerAppend {
+                        term,
+                        leader,
+                        request,
+                    }));
                 }
                 self.run(steps, ctx);
                 return;
             }
-            MessageBody::ReadIndexRequest(request) => {
-                self.core.on_read_index_request(now, from, term, &request, &mut out)
-            }
-            MessageBody::ReadIndexResponse(response) => {
-                self.core.on_read_index_response(now, term, &response, &mut out)
-            }
+            MessageBody::ReadIndexRequest(request) => self
+                .core
+                .on_read_index_request(now, from, term, &request, &mut out),
+            MessageBody::ReadIndexResponse(response) => self
+                .core
+                .on_read_index_response(now, term, &response, &mut out),
             MessageBody::AppendEntriesResponse(_) => {
                 unreachable!("the router sends AppendEntries responses to replicators")
             }
@@ -374,7 +382,8 @@ impl Handler<HigherTermSeen> for ElectionActor {
 
     fn handle(&mut self, msg: HigherTermSeen, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
-        self.core.on_higher_term(self.clock.now(), msg.term, &mut out);
+        self.core
+            .on_higher_term(self.clock.now(), msg.term, &mut out);
         self.run_actions(out, ctx);
     }
 }
@@ -384,7 +393,8 @@ impl Handler<MatchAdvanced> for ElectionActor {
 
     fn handle(&mut self, msg: MatchAdvanced, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
-        self.core.on_match(self.clock.now(), msg.term, msg.peer, msg.index, &mut out);
+        self.core
+            .on_match(self.clock.now(), msg.term, msg.peer, msg.index, &mut out);
         self.run_actions(out, ctx);
     }
 }
@@ -395,7 +405,8 @@ impl Handler<DurableUpTo> for ElectionActor {
     fn handle(&mut self, msg: DurableUpTo, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
         let id = self.id();
-        self.core.on_match(self.clock.now(), msg.term, id, msg.index, &mut out);
+        self.core
+            .on_match(self.clock.now(), msg.term, id, msg.index, &mut out);
         self.run_actions(out, ctx);
     }
 }
@@ -405,7 +416,8 @@ impl Handler<TermStarted> for ElectionActor {
 
     fn handle(&mut self, msg: TermStarted, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
-        self.core.on_term_first_index(self.clock.now(), msg.term, msg.index, &mut out);
+        self.core
+            .on_term_first_index(self.clock.now(), msg.term, msg.index, &mut out);
         self.run_actions(out, ctx);
     }
 }

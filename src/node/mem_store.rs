@@ -55,12 +55,15 @@ impl MemDisk {
         if index.0 == 0 {
             return Some(Term(0));
         }
-        self.entries.get(index.0 as usize - 1).map(|e| e.log_id.term)
+        self.entries
+            .get(index.0 as usize - 1)
+            .map(|e| e.log_id.term)
     }
 }
 
 fn lock(disk: &SharedDisk) -> MutexGuard<'_, MemDisk> {
-    disk.lock().expect("the simulated disk lock is never poisoned")
+    disk.lock()
+        .expect("the simulated disk lock is never poisoned")
 }
 
 /// The log store of one incarnation.
@@ -73,7 +76,11 @@ pub struct MemLogStore {
 impl MemLogStore {
     pub fn open(disk: SharedDisk) -> Self {
         let incarnation = lock(&disk).incarnation;
-        Self { disk, incarnation, flushing: false }
+        Self {
+            disk,
+            incarnation,
+            flushing: false,
+        }
     }
 
     fn disk(&self) -> StorageResult<MutexGuard<'_, MemDisk>> {
@@ -136,15 +143,18 @@ impl LogStore for MemLogStore {
         Ok(())
     }
 
-    fn start_flush(&mut self) -> Option<FlushJob> {
-        let disk = self.disk().ok()?;
+    fn start_flush(&mut self) -> StorageResult<Option<FlushJob>> {
+        let disk = self.disk()?;
         if self.flushing || disk.durable_len == disk.entries.len() {
-            return None;
+            return Ok(None);
         }
-        let flush = MemFlush { generation: disk.generation, len: disk.entries.len() };
+        let flush = MemFlush {
+            generation: disk.generation,
+            len: disk.entries.len(),
+        };
         drop(disk);
         self.flushing = true;
-        Some(Box::new(move || Box::new(flush) as FlushOutcome))
+        Ok(Some(Box::new(move || Box::new(flush) as FlushOutcome)))
     }
 
     fn finish_flush(&mut self, outcome: FlushOutcome) -> StorageResult<LogIndex> {
@@ -164,7 +174,9 @@ impl LogStore for MemLogStore {
     }
 
     fn reader(&self) -> Arc<dyn LogReader> {
-        Arc::new(MemLogReader { disk: self.disk.clone() })
+        Arc::new(MemLogReader {
+            disk: self.disk.clone(),
+        })
     }
 }
 
@@ -179,7 +191,12 @@ impl LogReader for MemLogReader {
         let mut out = Vec::new();
         let mut bytes = 0;
         let end = (to.0 as usize).min(disk.entries.len());
-        for entry in disk.entries.iter().take(end).skip(from.0.saturating_sub(1) as usize) {
+        for entry in disk
+            .entries
+            .iter()
+            .take(end)
+            .skip(from.0.saturating_sub(1) as usize)
+        {
             if !out.is_empty() && bytes + entry.payload_bytes() > bytes_max {
                 break;
             }
@@ -232,11 +249,14 @@ mod tests {
     use crate::raft::message::EntryPayload;
 
     fn entry(term: u64, index: u64) -> Entry {
-        Entry { log_id: LogId::new(Term(term), LogIndex(index)), payload: EntryPayload::Noop }
+        Entry {
+            log_id: LogId::new(Term(term), LogIndex(index)),
+            payload: EntryPayload::Noop,
+        }
     }
 
     fn flush(store: &mut MemLogStore) -> LogIndex {
-        let job = store.start_flush().expect("something to flush");
+        let job = store.start_flush().unwrap().expect("something to flush");
         store.finish_flush(job()).unwrap()
     }
 
@@ -248,7 +268,10 @@ mod tests {
         assert_eq!(flush(&mut store), LogIndex(2));
         store.append(&[entry(1, 3)]).unwrap();
         disk.lock().unwrap().crash();
-        assert!(store.append(&[entry(1, 4)]).is_err(), "the old incarnation is inert");
+        assert!(
+            store.append(&[entry(1, 4)]).is_err(),
+            "the old incarnation is inert"
+        );
         let store = MemLogStore::open(disk);
         assert_eq!(store.last_log_id(), LogId::new(Term(1), LogIndex(2)));
     }
@@ -258,7 +281,7 @@ mod tests {
         let disk = MemDisk::new_shared();
         let mut store = MemLogStore::open(disk);
         store.append(&[entry(1, 1), entry(1, 2)]).unwrap();
-        let job = store.start_flush().unwrap();
+        let job = store.start_flush().unwrap().unwrap();
         store.truncate_from(LogIndex(2)).unwrap();
         store.append(&[entry(2, 2)]).unwrap();
         assert_eq!(store.finish_flush(job()).unwrap(), LogIndex(0));
@@ -275,8 +298,20 @@ mod tests {
         };
         store.append(&[big(1), big(2), big(3)]).unwrap();
         let reader = store.reader();
-        assert_eq!(reader.entries(LogIndex(1), LogIndex(3), 10).unwrap().len(), 1);
-        assert_eq!(reader.entries(LogIndex(1), LogIndex(3), 200).unwrap().len(), 2);
-        assert_eq!(reader.entries(LogIndex(2), LogIndex(9), 1000).unwrap().len(), 2);
+        assert_eq!(
+            reader.entries(LogIndex(1), LogIndex(3), 10).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            reader.entries(LogIndex(1), LogIndex(3), 200).unwrap().len(),
+            2
+        );
+        assert_eq!(
+            reader
+                .entries(LogIndex(2), LogIndex(9), 1000)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -22,45 +22,71 @@ pub const REPLICATION_LAG: &str = "raftlog_replication_lag_entries";
 pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (TERM, "The current Raft term of this node."),
     (IS_LEADER, "1 while this node is the leader, else 0."),
-    (LEADER_CHANGES, "How many times this node saw the known leader change."),
-    (COMMIT_INDEX, "The highest log index this node knows to be committed."),
-    (APPLIED_INDEX, "The highest log index this node has applied."),
-    (WAL_FLUSH_SECONDS, "How long each WAL flush (fdatasync) took."),
+    (
+        LEADER_CHANGES,
+        "How many times this node saw the known leader change.",
+    ),
+    (
+        COMMIT_INDEX,
+        "The highest log index this node knows to be committed.",
+    ),
+    (
+        APPLIED_INDEX,
+        "The highest log index this node has applied.",
+    ),
+    (
+        WAL_FLUSH_SECONDS,
+        "How long each WAL flush (fdatasync) took.",
+    ),
     (WAL_APPENDED_BYTES, "Payload bytes appended to the WAL."),
     (WAL_APPENDED_ENTRIES, "Entries appended to the WAL."),
-    (PROPOSAL_BATCH_REQUESTS, "Append requests carried by each proposed log entry."),
-    (REPLICATION_LAG, "On the leader: entries each follower is behind the leader's log."),
+    (
+        PROPOSAL_BATCH_REQUESTS,
+        "Append requests carried by each proposed log entry.",
+    ),
+    (
+        REPLICATION_LAG,
+        "On the leader: entries each follower is behind the leader's log.",
+    ),
 ];
 
-pub fn role_changed(previous: Option<RoleState>, role: RoleState) {
-    metrics::gauge!(TERM).set(role.term.0 as f64);
-    metrics::gauge!(IS_LEADER).set(if role.role == Role::Leader { 1.0 } else { 0.0 });
+// Every series carries the node's id as `node`: `raftlog dev` runs several nodes in one
+// process, sharing one recorder.
+
+pub fn role_changed(node: NodeId, previous: Option<RoleState>, role: RoleState) {
+    let node = node.0.to_string();
+    metrics::gauge!(TERM, "node" => node.clone()).set(role.term.0 as f64);
+    let leading = if role.role == Role::Leader { 1.0 } else { 0.0 };
+    metrics::gauge!(IS_LEADER, "node" => node.clone()).set(leading);
     if previous.is_some_and(|p| p.leader != role.leader) && role.leader.is_some() {
-        metrics::counter!(LEADER_CHANGES).increment(1);
+        metrics::counter!(LEADER_CHANGES, "node" => node).increment(1);
     }
 }
 
-pub fn committed(index: LogIndex) {
-    metrics::gauge!(COMMIT_INDEX).set(index.0 as f64);
+pub fn committed(node: NodeId, index: LogIndex) {
+    metrics::gauge!(COMMIT_INDEX, "node" => node.0.to_string()).set(index.0 as f64);
 }
 
-pub fn applied(index: LogIndex) {
-    metrics::gauge!(APPLIED_INDEX).set(index.0 as f64);
+pub fn applied(node: NodeId, index: LogIndex) {
+    metrics::gauge!(APPLIED_INDEX, "node" => node.0.to_string()).set(index.0 as f64);
 }
 
-pub fn flushed(took: Duration) {
-    metrics::histogram!(WAL_FLUSH_SECONDS).record(took.as_secs_f64());
+pub fn flushed(node: NodeId, took: Duration) {
+    metrics::histogram!(WAL_FLUSH_SECONDS, "node" => node.0.to_string()).record(took.as_secs_f64());
 }
 
-pub fn appended(entries: usize, bytes: u64) {
-    metrics::counter!(WAL_APPENDED_ENTRIES).increment(entries as u64);
-    metrics::counter!(WAL_APPENDED_BYTES).increment(bytes);
+pub fn appended(node: NodeId, entries: usize, bytes: u64) {
+    let node = node.0.to_string();
+    metrics::counter!(WAL_APPENDED_ENTRIES, "node" => node.clone()).increment(entries as u64);
+    metrics::counter!(WAL_APPENDED_BYTES, "node" => node).increment(bytes);
 }
 
-pub fn proposal_batch(requests: usize) {
-    metrics::histogram!(PROPOSAL_BATCH_REQUESTS).record(requests as f64);
+pub fn proposal_batch(node: NodeId, requests: usize) {
+    metrics::histogram!(PROPOSAL_BATCH_REQUESTS, "node" => node.0.to_string())
+        .record(requests as f64);
 }
 
-pub fn replication_lag(peer: NodeId, entries: u64) {
-    metrics::gauge!(REPLICATION_LAG, "peer" => peer.to_string()).set(entries as f64);
+pub fn replication_lag(node: NodeId, peer: NodeId, entries: u64) {
+    let labels = [("node", node.0.to_string()), ("peer", peer.0.to_string())];
+    metrics::gauge!(REPLICATION_LAG, &labels).set(entries as f64);
 }

@@ -29,6 +29,7 @@ pub mod replicator_actor;
 pub mod router;
 pub mod storage;
 pub mod wal_actor;
+pub mod wal_store;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -41,10 +42,12 @@ use crate::node::apply_actor::{
     ApplyActor, GetApplied, GetProgress, ListStreams, ReadStream, Submit, SubmitResult,
     WaitForRecord,
 };
-use crate::node::clock::Clock;
 use crate::node::batcher::{Append, AppendReply, BatchLimits, ProposalBatcher};
-use crate::node::election_actor::{ElectionActor, ElectionLinks, ElectionStatus, GetRole, GetStatus, ReadIndex};
+use crate::node::clock::Clock;
 pub use crate::node::election_actor::ReadError;
+use crate::node::election_actor::{
+    ElectionActor, ElectionLinks, ElectionStatus, GetRole, GetStatus, ReadIndex,
+};
 use crate::node::router::{ReplicatorDeps, Router, Shutdown};
 use crate::node::storage::{BlockingPool, HardStateStore, LogStore};
 use crate::node::wal_actor::{WalActor, WalLinks};
@@ -82,7 +85,10 @@ pub enum ReadFailure {
 /// Why the WAL refused a proposal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProposeError {
-    NotLeader { leader: Option<NodeId>, term: Term },
+    NotLeader {
+        leader: Option<NodeId>,
+        term: Term,
+    },
     /// Over the cap on uncommitted bytes.
     Busy,
 }
@@ -225,22 +231,48 @@ pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> No
         &router,
     );
 
-    let peers = config.voters.iter().copied().filter(|&id| id != config.id).collect();
+    let peers = config
+        .voters
+        .iter()
+        .copied()
+        .filter(|&id| id != config.id)
+        .collect();
     let deps = ReplicatorDeps {
         limits: config.replication,
         reader: reader.clone(),
         network: wiring.network.clone(),
         clock: wiring.clock,
     };
-    router_ctx.run(Router::new(config.id, peers, election.clone(), wiring.inbound, deps));
+    router_ctx.run(Router::new(
+        config.id,
+        peers,
+        election.clone(),
+        wiring.inbound,
+        deps,
+    ));
     // The producer table's bound decides which producers are forgotten, so it is replicated
     // behaviour: one constant for every node, never per-node config.
     let streams = Streams::new(streams::PRODUCERS_MAX_DEFAULT);
-    apply_ctx.run(ApplyActor::new(config.id, streams, reader, wal.clone(), wiring.observer.clone(), initial_role));
+    apply_ctx.run(ApplyActor::new(
+        config.id,
+        streams,
+        reader,
+        wal.clone(),
+        wiring.observer.clone(),
+        initial_role,
+    ));
     let links = ElectionLinks {
         wal: wal.clone(),
-        role_subscribers: vec![router.clone().recipient(), apply.clone().recipient(), wal.clone().recipient()],
-        commit_subscribers: vec![router.clone().recipient(), apply.clone().recipient(), wal.clone().recipient()],
+        role_subscribers: vec![
+            router.clone().recipient(),
+            apply.clone().recipient(),
+            wal.clone().recipient(),
+        ],
+        commit_subscribers: vec![
+            router.clone().recipient(),
+            apply.clone().recipient(),
+            wal.clone().recipient(),
+        ],
     };
     election_ctx.run(ElectionActor::new(
         core,
@@ -252,8 +284,15 @@ pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> No
         wiring.observer,
         wiring.on_fatal,
     ));
-    let batcher = ProposalBatcher::new(apply.clone(), config.batching).start();
-    NodeHandle { id: config.id, election, wal, apply, router, batcher }
+    let batcher = ProposalBatcher::new(config.id, apply.clone(), config.batching).start();
+    NodeHandle {
+        id: config.id,
+        election,
+        wal,
+        apply,
+        router,
+        batcher,
+    }
 }
 
 fn start_wal(
@@ -275,7 +314,16 @@ fn start_wal(
     let (id, network, on_fatal) = (config.id, wiring.network.clone(), wiring.on_fatal.clone());
     let uncommitted_bytes_max = config.uncommitted_bytes_max;
     let make = move |_: &mut Context<WalActor>| {
-        WalActor::new(id, log, pool, network, links, on_fatal, role, uncommitted_bytes_max)
+        WalActor::new(
+            id,
+            log,
+            pool,
+            network,
+            links,
+            on_fatal,
+            role,
+            uncommitted_bytes_max,
+        )
     };
     match arbiter {
         Some(arbiter) => WalActor::start_in_arbiter(&arbiter, make),
@@ -326,7 +374,11 @@ impl NodeHandle {
     /// node stopped first.
     pub async fn wait_for_record(&self, stream: &str, offset: Offset) -> bool {
         let (reply, woken) = oneshot::channel();
-        self.apply.do_send(WaitForRecord { stream: stream.to_string(), offset, reply });
+        self.apply.do_send(WaitForRecord {
+            stream: stream.to_string(),
+            offset,
+            reply,
+        });
         woken.await.is_ok()
     }
 
@@ -335,7 +387,12 @@ impl NodeHandle {
         let election = self.election.send(GetStatus).await.ok()?;
         let (committed, applied) = self.apply.send(GetProgress).await.ok()?;
         let last_log = self.wal.send(wal_actor::LastLogId).await.ok()?;
-        Some(NodeStatus { election, committed, applied, last_log })
+        Some(NodeStatus {
+            election,
+            committed,
+            applied,
+            last_log,
+        })
     }
 
     /// This node's role, term and known leader.
@@ -357,7 +414,12 @@ impl NodeHandle {
     }
 
     /// Records of `stream` from this node's applied state, without coordination.
-    pub async fn read_stale(&self, stream: &str, from: Offset, limit: usize) -> Result<StreamRead, String> {
+    pub async fn read_stale(
+        &self,
+        stream: &str,
+        from: Offset,
+        limit: usize,
+    ) -> Result<StreamRead, String> {
         self.read_after(stream, from, limit, LogIndex(0)).await
     }
 
@@ -373,18 +435,40 @@ impl NodeHandle {
         let (reply, index) = oneshot::channel();
         self.election.do_send(ReadIndex { level, reply });
         let index = index.await.map_err(|_| ReadFailure::NodeStopped)??;
-        self.read_after(stream, from, limit, index).await.map_err(ReadFailure::Storage)
+        self.read_after(stream, from, limit, index)
+            .await
+            .map_err(ReadFailure::Storage)
     }
 
-    async fn read_after(&self, stream: &str, from: Offset, limit: usize, after: LogIndex) -> Result<StreamRead, String> {
+    async fn read_after(
+        &self,
+        stream: &str,
+        from: Offset,
+        limit: usize,
+        after: LogIndex,
+    ) -> Result<StreamRead, String> {
         let (reply, result) = oneshot::channel();
-        let request = ReadStream { stream: stream.to_string(), from, limit, after, reply };
+        let request = ReadStream {
+            stream: stream.to_string(),
+            from,
+            limit,
+            after,
+            reply,
+        };
         self.apply.do_send(request);
         result.await.map_err(|_| "the node stopped".to_string())?
     }
 
+    /// Makes everything this node has appended durable; returns the durable index, or `None`
+    /// if the WAL actor is gone (after a fatal error).
+    pub async fn drain(&self) -> Option<LogIndex> {
+        let (reply, durable) = oneshot::channel();
+        self.wal.do_send(wal_actor::Drain { reply });
+        durable.await.ok()
+    }
+
     /// Stops the node's actors. Whatever was not flushed may be lost, as in a crash; a
-    /// graceful shutdown flushes first (the service does).
+    /// graceful shutdown [`drain`](Self::drain)s first.
     pub fn stop(&self) {
         self.router.do_send(Shutdown);
         self.election.do_send(StopActor);

@@ -83,7 +83,11 @@ impl ReplicatorActor {
     /// Sends whatever the window allows, then, if the follower has not yet been told the
     /// current commit index and nothing is on its way that would tell it, an empty append.
     fn maybe_send(&mut self) {
-        while let Some(plan) = self.progress.as_ref().and_then(|p| p.next_append(self.leader_last)) {
+        while let Some(plan) = self
+            .progress
+            .as_ref()
+            .and_then(|p| p.next_append(self.leader_last))
+        {
             let Some(sent_last) = self.send_append(plan) else {
                 return;
             };
@@ -94,7 +98,10 @@ impl ReplicatorActor {
         let Some(progress) = &self.progress else {
             return;
         };
-        if self.commit_sent < self.committed && progress.is_idle() && progress.match_index() > LogIndex(0) {
+        if self.commit_sent < self.committed
+            && progress.is_idle()
+            && progress.match_index() > LogIndex(0)
+        {
             let plan = AppendPlan {
                 from: progress.next_index(),
                 entry_count_max: 0,
@@ -207,7 +214,11 @@ impl Handler<PeerResponse> for ReplicatorActor {
         match msg.response {
             AppendEntriesResponse::Success { match_index } => {
                 if progress.on_success(match_index) {
-                    metrics::replication_lag(self.peer, self.leader_last.0.saturating_sub(match_index.0));
+                    metrics::replication_lag(
+                        self.leader,
+                        self.peer,
+                        self.leader_last.0.saturating_sub(match_index.0),
+                    );
                     self.election.do_send(MatchAdvanced {
                         term: self.term,
                         peer: self.peer,

@@ -39,8 +39,8 @@ pub trait LogStore: LogView + Send + 'static {
     /// Removes `index` and everything after it, durably, before returning.
     fn truncate_from(&mut self, index: LogIndex) -> StorageResult<()>;
     /// A job that makes everything appended so far durable; `None` when there is nothing to
-    /// flush or a flush is already running.
-    fn start_flush(&mut self) -> Option<FlushJob>;
+    /// flush or a flush is already running. An error (a poisoned store) is fatal.
+    fn start_flush(&mut self) -> StorageResult<Option<FlushJob>>;
     /// Completes a flush; returns the index now durable.
     fn finish_flush(&mut self, outcome: FlushOutcome) -> StorageResult<LogIndex>;
     fn durable_index(&self) -> LogIndex;

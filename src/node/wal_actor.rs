@@ -6,7 +6,8 @@
 //! started, while appends go on. It publishes how far the log is durable and answers a
 //! follower's AppendEntries only once the entries it acknowledges are durable.
 //!
-//! Takes: [`Propose`], [`FollowerAppend`], [`LastLogId`], [`RoleChanged`], [`Committed`].
+//! Takes: [`Propose`], [`FollowerAppend`], [`LastLogId`], [`RoleChanged`], [`Committed`],
+//! [`Drain`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -59,6 +60,13 @@ pub struct FollowerAppend {
 #[rtype(result = "LogId")]
 pub struct LastLogId;
 
+/// Make everything appended durable, then answer: the last step of a graceful shutdown.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    pub reply: tokio::sync::oneshot::Sender<LogIndex>,
+}
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct FlushDone(FlushOutcome);
@@ -90,6 +98,8 @@ pub struct WalActor {
     flushing: bool,
     pending_acks: VecDeque<PendingAck>,
     uncommitted: UncommittedBytes,
+    /// Answered once everything appended is durable (a graceful shutdown).
+    drains: Vec<tokio::sync::oneshot::Sender<LogIndex>>,
 }
 
 impl WalActor {
@@ -116,6 +126,7 @@ impl WalActor {
             flushing: false,
             pending_acks: VecDeque::new(),
             uncommitted: UncommittedBytes::new(uncommitted_bytes_max),
+            drains: Vec::new(),
         }
     }
 
@@ -124,7 +135,11 @@ impl WalActor {
     }
 
     fn append(&mut self, entries: &[Entry], ctx: &mut Context<Self>) -> bool {
-        metrics::appended(entries.len(), entries.iter().map(Entry::payload_bytes).sum());
+        metrics::appended(
+            self.id,
+            entries.len(),
+            entries.iter().map(Entry::payload_bytes).sum(),
+        );
         if let Err(error) = self.store.append(entries) {
             (self.on_fatal)(&format!("WAL append failed: {error}"));
             ctx.stop();
@@ -138,15 +153,21 @@ impl WalActor {
         if self.flushing {
             return;
         }
-        let Some(job) = self.store.start_flush() else {
-            return;
+        let job = match self.store.start_flush() {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(error) => {
+                (self.on_fatal)(&format!("WAL flush failed: {error}"));
+                ctx.stop();
+                return;
+            }
         };
         self.flushing = true;
-        let me = ctx.address();
+        let (me, id) = (ctx.address(), self.id);
         self.pool.execute(Box::new(move || {
             let started = std::time::Instant::now();
             let outcome = job();
-            metrics::flushed(started.elapsed());
+            metrics::flushed(id, started.elapsed());
             me.do_send(FlushDone(outcome));
         }));
     }
@@ -164,7 +185,20 @@ impl WalActor {
             let body = AppendEntriesResponse::Success {
                 match_index: ack.match_index,
             };
-            self.send(ack.leader, ack.term, MessageBody::AppendEntriesResponse(body));
+            self.send(
+                ack.leader,
+                ack.term,
+                MessageBody::AppendEntriesResponse(body),
+            );
+        }
+    }
+
+    fn maybe_finish_drains(&mut self) {
+        let durable = self.store.durable_index();
+        if !self.flushing && durable >= self.store.last_index() {
+            for reply in self.drains.drain(..) {
+                let _ = reply.send(durable);
+            }
         }
     }
 
@@ -228,7 +262,10 @@ impl Handler<Propose> for WalActor {
                 payload: EntryPayload::Command(payload.clone()),
             })
             .collect();
-        let last = entries.last().map(|e| e.log_id.index).unwrap_or(first.prev());
+        let last = entries
+            .last()
+            .map(|e| e.log_id.index)
+            .unwrap_or(first.prev());
         // Tell the proposer where its commands landed before anything can commit them.
         let results = entries
             .iter()
@@ -262,7 +299,11 @@ impl Handler<FollowerAppend> for WalActor {
                     rejected_prev: request.prev.index,
                     hint,
                 };
-                self.send(msg.leader, msg.term, MessageBody::AppendEntriesResponse(body));
+                self.send(
+                    msg.leader,
+                    msg.term,
+                    MessageBody::AppendEntriesResponse(body),
+                );
                 return;
             }
             AppendDecision::Accept {
@@ -293,7 +334,9 @@ impl Handler<FollowerAppend> for WalActor {
         let commit = follower_commit(self.committed, request.leader_commit, match_index);
         if commit > self.committed {
             self.committed = commit;
-            self.links.apply_committed.do_send(Committed { index: commit });
+            self.links
+                .apply_committed
+                .do_send(Committed { index: commit });
         }
     }
 }
@@ -307,12 +350,23 @@ impl Handler<FlushDone> for WalActor {
             Ok(durable) => {
                 self.on_durable(durable);
                 self.maybe_start_flush(ctx);
+                self.maybe_finish_drains();
             }
             Err(error) => {
                 (self.on_fatal)(&format!("WAL flush failed: {error}"));
                 ctx.stop();
             }
         }
+    }
+}
+
+impl Handler<Drain> for WalActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) {
+        self.drains.push(msg.reply);
+        self.maybe_start_flush(ctx);
+        self.maybe_finish_drains();
     }
 }
 

@@ -81,7 +81,10 @@ impl CommitTracker {
             self.term_first_index.is_none(),
             "a term has exactly one first index"
         );
-        assert!(index > self.committed, "the no-op comes after the commit index");
+        assert!(
+            index > self.committed,
+            "the no-op comes after the commit index"
+        );
         self.term_first_index = Some(index);
         self.maybe_advance()
     }
@@ -133,7 +136,11 @@ mod tests {
     fn commits_what_a_majority_holds_in_the_current_term() {
         let mut t = CommitTracker::new(Term(2), ids(3), LogIndex(0), CommitRule::default());
         assert_eq!(t.on_term_first_index(LogIndex(1)), None);
-        assert_eq!(t.on_match(NodeId(1), LogIndex(3)), None, "one of three is no majority");
+        assert_eq!(
+            t.on_match(NodeId(1), LogIndex(3)),
+            None,
+            "one of three is no majority"
+        );
         assert_eq!(t.on_match(NodeId(2), LogIndex(2)), Some(LogIndex(2)));
         assert_eq!(t.on_match(NodeId(3), LogIndex(5)), Some(LogIndex(3)));
         assert_eq!(t.committed(), LogIndex(3));
@@ -170,7 +177,11 @@ mod tests {
         t.on_term_first_index(LogIndex(3));
         t.on_match(NodeId(1), LogIndex(2)); // the leader itself, no-op not yet durable
         t.on_match(NodeId(2), LogIndex(2));
-        assert_eq!(t.on_match(NodeId(3), LogIndex(2)), None, "index 2 is of term 2");
+        assert_eq!(
+            t.on_match(NodeId(3), LogIndex(2)),
+            None,
+            "index 2 is of term 2"
+        );
         assert_eq!(t.committed(), LogIndex(1));
         // The term-4 no-op reaches a majority: now index 3, and with it index 2, commit.
         t.on_match(NodeId(1), LogIndex(3));

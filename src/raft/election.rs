@@ -16,8 +16,8 @@ use crate::raft::message::{
     Heartbeat, HeartbeatResponse, MessageBody, PeerMessage, ReadIndexRequest, ReadIndexResponse,
     VoteRequest, VoteResponse,
 };
-use crate::raft::read::{lease_duration, lease_holds, ReadLevel, ReadOrigin};
 use crate::raft::quorum::majority;
+use crate::raft::read::{lease_duration, lease_holds, ReadLevel, ReadOrigin};
 use crate::raft::timeout::Jitter;
 use crate::types::{LogId, LogIndex, MonoTime, NodeId, Term};
 
@@ -93,9 +93,15 @@ pub enum Action {
     /// Leader: the commit index advanced to this index.
     Committed(LogIndex),
     /// The local read `id` may be served once this node has applied `index`.
-    ReadReady { id: u64, index: LogIndex },
+    ReadReady {
+        id: u64,
+        index: LogIndex,
+    },
     /// The local read `id` cannot be confirmed here; `leader` is who might.
-    ReadFailed { id: u64, leader: Option<NodeId> },
+    ReadFailed {
+        id: u64,
+        leader: Option<NodeId>,
+    },
 }
 
 /// A leader's view of one follower, for status reports.
@@ -138,7 +144,10 @@ impl Election {
     /// leader. It behaves as if it had just heard from a leader: a restarted node must not
     /// grant a vote that could end a lease it acknowledged before crashing.
     pub fn new(config: ElectionConfig, hard_state: HardState, now: MonoTime) -> Self {
-        assert!(config.voters.contains(&config.id), "a node is one of its voters");
+        assert!(
+            config.voters.contains(&config.id),
+            "a node is one of its voters"
+        );
         assert!(config.heartbeat_interval < config.election_timeout_min);
         assert!(config.election_timeout_min <= config.election_timeout_max);
         let jitter = Jitter::new(config.jitter_seed);
@@ -260,7 +269,8 @@ impl Election {
         let Some(leader) = self.leader_state.as_mut() else {
             return;
         };
-        if let Some(false) = leader.maybe_check_quorum(now, &self.config.voters, id, check_interval) {
+        if let Some(false) = leader.maybe_check_quorum(now, &self.config.voters, id, check_interval)
+        {
             if self.config.check_quorum {
                 self.leader = None;
                 self.become_follower(now, self.term, None, out);
@@ -273,9 +283,17 @@ impl Election {
     }
 
     fn send_heartbeats(&mut self, round: u64, out: &mut Vec<Action>) {
-        let leader = self.leader_state.as_ref().expect("only a leader sends heartbeats");
+        let leader = self
+            .leader_state
+            .as_ref()
+            .expect("only a leader sends heartbeats");
         let committed = leader.commit.committed();
-        for &peer in self.config.voters.iter().filter(|&&id| id != self.config.id) {
+        for &peer in self
+            .config
+            .voters
+            .iter()
+            .filter(|&&id| id != self.config.id)
+        {
             // Never tell a follower a commit index beyond what it is known to hold.
             let commit = committed.min(leader.commit.matched(peer));
             let body = MessageBody::Heartbeat(Heartbeat { commit, round });
@@ -538,7 +556,8 @@ impl Election {
         }
         match self.leader {
             Some(leader) if self.forwarded_reads.len() < self.config.reads_max => {
-                self.forwarded_reads.insert(id, now + self.config.read_timeout);
+                self.forwarded_reads
+                    .insert(id, now + self.config.read_timeout);
                 let body = MessageBody::ReadIndexRequest(ReadIndexRequest { id, level });
                 out.push(Action::Send(self.message_to(leader, self.term, body)));
             }
@@ -555,7 +574,10 @@ impl Election {
         request: &ReadIndexRequest,
         out: &mut Vec<Action>,
     ) {
-        let origin = ReadOrigin::Peer { node: from, id: request.id };
+        let origin = ReadOrigin::Peer {
+            node: from,
+            id: request.id,
+        };
         if term == self.term && self.role == Role::Leader {
             self.leader_read(now, origin, request.level, out);
         } else {
@@ -579,8 +601,14 @@ impl Election {
             return; // already given up on
         }
         match response.index {
-            Some(index) if term == self.term => out.push(Action::ReadReady { id: response.id, index }),
-            _ => out.push(Action::ReadFailed { id: response.id, leader: self.leader }),
+            Some(index) if term == self.term => out.push(Action::ReadReady {
+                id: response.id,
+                index,
+            }),
+            _ => out.push(Action::ReadFailed {
+                id: response.id,
+                leader: self.leader,
+            }),
         }
     }
 
@@ -594,13 +622,25 @@ impl Election {
             .collect();
         for id in expired {
             self.forwarded_reads.remove(&id);
-            out.push(Action::ReadFailed { id, leader: self.leader });
+            out.push(Action::ReadFailed {
+                id,
+                leader: self.leader,
+            });
         }
     }
 
-    fn leader_read(&mut self, now: MonoTime, origin: ReadOrigin, level: ReadLevel, out: &mut Vec<Action>) {
+    fn leader_read(
+        &mut self,
+        now: MonoTime,
+        origin: ReadOrigin,
+        level: ReadLevel,
+        out: &mut Vec<Action>,
+    ) {
         let lease_holds = self.lease_holds(now);
-        let leader = self.leader_state.as_mut().expect("only a leader confirms reads");
+        let leader = self
+            .leader_state
+            .as_mut()
+            .expect("only a leader confirms reads");
         if leader.reads.is_full() {
             return self.answer_read(origin, None, out);
         }
@@ -645,7 +685,10 @@ impl Election {
         let Some((confirmed, _)) = leader.quorum_round(voters, id) else {
             return;
         };
-        if leader.read_round_in_flight.is_some_and(|round| round <= confirmed) {
+        if leader
+            .read_round_in_flight
+            .is_some_and(|round| round <= confirmed)
+        {
             leader.read_round_in_flight = None;
         }
         let ready = leader.reads.confirmed_by(confirmed);
@@ -676,7 +719,10 @@ impl Election {
         let Some(leader) = &self.leader_state else {
             return false;
         };
-        let duration = lease_duration(self.config.election_timeout_min, self.config.clock_drift_max);
+        let duration = lease_duration(
+            self.config.election_timeout_min,
+            self.config.clock_drift_max,
+        );
         leader
             .quorum_round(&self.config.voters, self.config.id)
             .is_some_and(|(_, renewed_at)| lease_holds(now, renewed_at, duration))
@@ -685,7 +731,10 @@ impl Election {
     fn answer_read(&self, origin: ReadOrigin, index: Option<LogIndex>, out: &mut Vec<Action>) {
         match (origin, index) {
             (ReadOrigin::Local(id), Some(index)) => out.push(Action::ReadReady { id, index }),
-            (ReadOrigin::Local(id), None) => out.push(Action::ReadFailed { id, leader: self.leader }),
+            (ReadOrigin::Local(id), None) => out.push(Action::ReadFailed {
+                id,
+                leader: self.leader,
+            }),
             (ReadOrigin::Peer { node, id }, index) => {
                 let body = MessageBody::ReadIndexResponse(ReadIndexResponse { id, index });
                 out.push(Action::Send(self.message_to(node, self.term, body)));
@@ -765,7 +814,12 @@ impl Election {
         out: &mut Vec<Action>,
     ) {
         self.votes.insert(self.config.id, true);
-        for &peer in self.config.voters.iter().filter(|&&id| id != self.config.id) {
+        for &peer in self
+            .config
+            .voters
+            .iter()
+            .filter(|&&id| id != self.config.id)
+        {
             let body = MessageBody::VoteRequest(VoteRequest { pre_vote, last_log });
             out.push(Action::Send(self.message_to(peer, term, body)));
         }
@@ -780,7 +834,11 @@ impl Election {
     }
 
     fn become_leader(&mut self, now: MonoTime, out: &mut Vec<Action>) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.votes.clear();
@@ -798,9 +856,10 @@ impl Election {
     }
 
     fn reset_election_deadline(&mut self, now: MonoTime) {
-        let timeout = self
-            .jitter
-            .between(self.config.election_timeout_min, self.config.election_timeout_max);
+        let timeout = self.jitter.between(
+            self.config.election_timeout_min,
+            self.config.election_timeout_max,
+        );
         self.election_deadline = now + timeout;
     }
 

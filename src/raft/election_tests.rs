@@ -38,7 +38,12 @@ fn log(term: u64, index: u64) -> LogId {
 }
 
 fn msg(from: NodeId, to: NodeId, term: u64, body: MessageBody) -> Action {
-    Action::Send(PeerMessage { from, to, term: Term(term), body })
+    Action::Send(PeerMessage {
+        from,
+        to,
+        term: Term(term),
+        body,
+    })
 }
 
 fn vote_req(pre_vote: bool, last_log: LogId) -> VoteRequest {
@@ -50,16 +55,30 @@ fn vote_resp(pre_vote: bool, granted: bool) -> VoteResponse {
 }
 
 fn role(term: u64, role: Role, leader: Option<NodeId>) -> Action {
-    Action::RoleChanged(RoleState { term: Term(term), role, leader })
+    Action::RoleChanged(RoleState {
+        term: Term(term),
+        role,
+        leader,
+    })
 }
 
 fn persist(term: u64, voted_for: Option<NodeId>) -> Action {
-    Action::PersistHardState(HardState { term: Term(term), voted_for })
+    Action::PersistHardState(HardState {
+        term: Term(term),
+        voted_for,
+    })
 }
 
 /// A node at `term` that has been left alone long enough to campaign.
 fn follower(id: NodeId, term: u64) -> Election {
-    Election::new(config(id, 3), HardState { term: Term(term), voted_for: None }, ms(0))
+    Election::new(
+        config(id, 3),
+        HardState {
+            term: Term(term),
+            voted_for: None,
+        },
+        ms(0),
+    )
 }
 
 /// Drives n1 through PreVote and vote to leadership of term 2 at t=1000ms.
@@ -67,8 +86,22 @@ fn leader_n1() -> Election {
     let mut e = follower(N1, 1);
     let mut out = vec![];
     e.on_election_timeout(ms(1000), log(1, 5), &mut out);
-    e.on_vote_response(ms(1000), N2, Term(2), &vote_resp(true, true), log(1, 5), &mut out);
-    e.on_vote_response(ms(1001), N2, Term(2), &vote_resp(false, true), log(1, 5), &mut out);
+    e.on_vote_response(
+        ms(1000),
+        N2,
+        Term(2),
+        &vote_resp(true, true),
+        log(1, 5),
+        &mut out,
+    );
+    e.on_vote_response(
+        ms(1001),
+        N2,
+        Term(2),
+        &vote_resp(false, true),
+        log(1, 5),
+        &mut out,
+    );
     assert_eq!(e.role(), Role::Leader);
     e
 }
@@ -84,8 +117,18 @@ fn timeout_starts_a_pre_vote_without_changing_the_term() {
         out,
         vec![
             role(1, Role::PreCandidate, None),
-            msg(N1, N2, 2, MessageBody::VoteRequest(vote_req(true, log(1, 5)))),
-            msg(N1, N3, 2, MessageBody::VoteRequest(vote_req(true, log(1, 5)))),
+            msg(
+                N1,
+                N2,
+                2,
+                MessageBody::VoteRequest(vote_req(true, log(1, 5)))
+            ),
+            msg(
+                N1,
+                N3,
+                2,
+                MessageBody::VoteRequest(vote_req(true, log(1, 5)))
+            ),
         ]
     );
     assert_eq!(e.term(), Term(1));
@@ -97,14 +140,31 @@ fn pre_vote_majority_starts_a_real_election_persisting_first() {
     let mut out = vec![];
     e.on_election_timeout(ms(1000), log(1, 5), &mut out);
     out.clear();
-    e.on_vote_response(ms(1001), N3, Term(2), &vote_resp(true, true), log(1, 5), &mut out);
+    e.on_vote_response(
+        ms(1001),
+        N3,
+        Term(2),
+        &vote_resp(true, true),
+        log(1, 5),
+        &mut out,
+    );
     assert_eq!(
         out,
         vec![
             persist(2, Some(N1)),
             role(2, Role::Candidate, None),
-            msg(N1, N2, 2, MessageBody::VoteRequest(vote_req(false, log(1, 5)))),
-            msg(N1, N3, 2, MessageBody::VoteRequest(vote_req(false, log(1, 5)))),
+            msg(
+                N1,
+                N2,
+                2,
+                MessageBody::VoteRequest(vote_req(false, log(1, 5)))
+            ),
+            msg(
+                N1,
+                N3,
+                2,
+                MessageBody::VoteRequest(vote_req(false, log(1, 5)))
+            ),
         ]
     );
 }
@@ -114,10 +174,34 @@ fn vote_majority_makes_a_leader_that_heartbeats_at_once() {
     let mut e = follower(N1, 1);
     let mut out = vec![];
     e.on_election_timeout(ms(1000), log(1, 5), &mut out);
-    e.on_vote_response(ms(1000), N2, Term(2), &vote_resp(true, true), log(1, 5), &mut out);
+    e.on_vote_response(
+        ms(1000),
+        N2,
+        Term(2),
+        &vote_resp(true, true),
+        log(1, 5),
+        &mut out,
+    );
     out.clear();
-    e.on_vote_response(ms(1001), N2, Term(2), &vote_resp(false, true), log(1, 5), &mut out);
-    let hb = |to| msg(N1, to, 2, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 1 }));
+    e.on_vote_response(
+        ms(1001),
+        N2,
+        Term(2),
+        &vote_resp(false, true),
+        log(1, 5),
+        &mut out,
+    );
+    let hb = |to| {
+        msg(
+            N1,
+            to,
+            2,
+            MessageBody::Heartbeat(Heartbeat {
+                commit: LogIndex(0),
+                round: 1,
+            }),
+        )
+    };
     assert_eq!(out, vec![role(2, Role::Leader, Some(N1)), hb(N2), hb(N3)]);
 }
 
@@ -127,8 +211,22 @@ fn a_majority_of_rejections_ends_the_campaign() {
     let mut out = vec![];
     e.on_election_timeout(ms(1000), log(1, 5), &mut out);
     out.clear();
-    e.on_vote_response(ms(1001), N2, Term(1), &vote_resp(true, false), log(1, 5), &mut out);
-    e.on_vote_response(ms(1001), N3, Term(1), &vote_resp(true, false), log(1, 5), &mut out);
+    e.on_vote_response(
+        ms(1001),
+        N2,
+        Term(1),
+        &vote_resp(true, false),
+        log(1, 5),
+        &mut out,
+    );
+    e.on_vote_response(
+        ms(1001),
+        N3,
+        Term(1),
+        &vote_resp(true, false),
+        log(1, 5),
+        &mut out,
+    );
     assert_eq!(out, vec![role(1, Role::Follower, None)]);
 }
 
@@ -136,7 +234,14 @@ fn a_majority_of_rejections_ends_the_campaign() {
 fn one_vote_per_term() {
     let mut e = follower(N3, 1);
     let mut out = vec![];
-    e.on_vote_request(ms(1000), N1, Term(2), &vote_req(false, log(1, 5)), log(1, 5), &mut out);
+    e.on_vote_request(
+        ms(1000),
+        N1,
+        Term(2),
+        &vote_req(false, log(1, 5)),
+        log(1, 5),
+        &mut out,
+    );
     assert_eq!(
         out,
         vec![
@@ -147,12 +252,42 @@ fn one_vote_per_term() {
         ]
     );
     out.clear();
-    e.on_vote_request(ms(1001), N2, Term(2), &vote_req(false, log(1, 9)), log(1, 5), &mut out);
-    assert_eq!(out, vec![msg(N3, N2, 2, MessageBody::VoteResponse(vote_resp(false, false)))]);
+    e.on_vote_request(
+        ms(1001),
+        N2,
+        Term(2),
+        &vote_req(false, log(1, 9)),
+        log(1, 5),
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![msg(
+            N3,
+            N2,
+            2,
+            MessageBody::VoteResponse(vote_resp(false, false))
+        )]
+    );
     out.clear();
     // Asking again (a retransmission) gets the same answer, without persisting anything new.
-    e.on_vote_request(ms(1002), N1, Term(2), &vote_req(false, log(1, 5)), log(1, 5), &mut out);
-    assert_eq!(out, vec![msg(N3, N1, 2, MessageBody::VoteResponse(vote_resp(false, true)))]);
+    e.on_vote_request(
+        ms(1002),
+        N1,
+        Term(2),
+        &vote_req(false, log(1, 5)),
+        log(1, 5),
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![msg(
+            N3,
+            N1,
+            2,
+            MessageBody::VoteResponse(vote_resp(false, true))
+        )]
+    );
 }
 
 #[test]
@@ -161,13 +296,25 @@ fn up_to_date_rule_compares_last_term_then_index() {
         (log(1, 9), log(2, 3), false), // candidate's last term is older: reject however long
         (log(2, 2), log(2, 3), false), // same term, shorter: reject
         (log(2, 3), log(2, 3), true),
-        (log(3, 1), log(2, 3), true),  // newer last term wins even if shorter
+        (log(3, 1), log(2, 3), true), // newer last term wins even if shorter
     ];
     for (candidate_last, own_last, granted) in cases {
         let mut e = follower(N3, 1);
         let mut out = vec![];
-        e.on_vote_request(ms(1000), N1, Term(5), &vote_req(false, candidate_last), own_last, &mut out);
-        let reply = msg(N3, N1, 5, MessageBody::VoteResponse(vote_resp(false, granted)));
+        e.on_vote_request(
+            ms(1000),
+            N1,
+            Term(5),
+            &vote_req(false, candidate_last),
+            own_last,
+            &mut out,
+        );
+        let reply = msg(
+            N3,
+            N1,
+            5,
+            MessageBody::VoteResponse(vote_resp(false, granted)),
+        );
         assert_eq!(out.last(), Some(&reply), "{candidate_last} vs {own_last}");
         assert_eq!(e.hard_state().voted_for, granted.then_some(N1));
     }
@@ -177,9 +324,23 @@ fn up_to_date_rule_compares_last_term_then_index() {
 fn the_up_to_date_check_can_be_broken_for_tests() {
     let mut cfg = config(N3, 3);
     cfg.overrides.skip_up_to_date_check = true;
-    let mut e = Election::new(cfg, HardState { term: Term(1), voted_for: None }, ms(0));
+    let mut e = Election::new(
+        cfg,
+        HardState {
+            term: Term(1),
+            voted_for: None,
+        },
+        ms(0),
+    );
     let mut out = vec![];
-    e.on_vote_request(ms(1000), N1, Term(2), &vote_req(false, log(1, 1)), log(1, 9), &mut out);
+    e.on_vote_request(
+        ms(1000),
+        N1,
+        Term(2),
+        &vote_req(false, log(1, 1)),
+        log(1, 9),
+        &mut out,
+    );
     assert_eq!(e.hard_state().voted_for, Some(N1));
 }
 
@@ -187,36 +348,119 @@ fn the_up_to_date_check_can_be_broken_for_tests() {
 fn pre_vote_changes_nothing_on_the_voter() {
     let mut e = follower(N3, 4);
     let mut out = vec![];
-    e.on_vote_request(ms(1000), N1, Term(5), &vote_req(true, log(4, 5)), log(4, 5), &mut out);
-    assert_eq!(out, vec![msg(N3, N1, 5, MessageBody::VoteResponse(vote_resp(true, true)))]);
-    assert_eq!(e.hard_state(), HardState { term: Term(4), voted_for: None });
+    e.on_vote_request(
+        ms(1000),
+        N1,
+        Term(5),
+        &vote_req(true, log(4, 5)),
+        log(4, 5),
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![msg(
+            N3,
+            N1,
+            5,
+            MessageBody::VoteResponse(vote_resp(true, true))
+        )]
+    );
+    assert_eq!(
+        e.hard_state(),
+        HardState {
+            term: Term(4),
+            voted_for: None
+        }
+    );
     out.clear();
-    e.on_vote_request(ms(1000), N2, Term(5), &vote_req(true, log(3, 9)), log(4, 5), &mut out);
-    assert_eq!(out, vec![msg(N3, N2, 4, MessageBody::VoteResponse(vote_resp(true, false)))]);
+    e.on_vote_request(
+        ms(1000),
+        N2,
+        Term(5),
+        &vote_req(true, log(3, 9)),
+        log(4, 5),
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![msg(
+            N3,
+            N2,
+            4,
+            MessageBody::VoteResponse(vote_resp(true, false))
+        )]
+    );
 }
 
 #[test]
 fn votes_are_withheld_while_a_leader_is_live() {
     let mut e = follower(N3, 2);
     let mut out = vec![];
-    let hb = Heartbeat { commit: LogIndex(0), round: 1 };
+    let hb = Heartbeat {
+        commit: LogIndex(0),
+        round: 1,
+    };
     e.on_heartbeat(ms(1000), N1, Term(2), &hb, &mut out);
     out.clear();
-    e.on_vote_request(ms(1100), N2, Term(3), &vote_req(false, log(2, 9)), log(2, 1), &mut out);
-    e.on_vote_request(ms(1100), N2, Term(3), &vote_req(true, log(2, 9)), log(2, 1), &mut out);
-    assert!(out.is_empty(), "ignored within the minimum election timeout");
+    e.on_vote_request(
+        ms(1100),
+        N2,
+        Term(3),
+        &vote_req(false, log(2, 9)),
+        log(2, 1),
+        &mut out,
+    );
+    e.on_vote_request(
+        ms(1100),
+        N2,
+        Term(3),
+        &vote_req(true, log(2, 9)),
+        log(2, 1),
+        &mut out,
+    );
+    assert!(
+        out.is_empty(),
+        "ignored within the minimum election timeout"
+    );
     assert_eq!(e.term(), Term(2));
-    e.on_vote_request(ms(1150), N2, Term(3), &vote_req(false, log(2, 9)), log(2, 1), &mut out);
-    assert_eq!(e.hard_state(), HardState { term: Term(3), voted_for: Some(N2) });
+    e.on_vote_request(
+        ms(1150),
+        N2,
+        Term(3),
+        &vote_req(false, log(2, 9)),
+        log(2, 1),
+        &mut out,
+    );
+    assert_eq!(
+        e.hard_state(),
+        HardState {
+            term: Term(3),
+            voted_for: Some(N2)
+        }
+    );
 }
 
 #[test]
 fn a_restarted_node_withholds_votes_for_the_minimum_election_timeout() {
     let mut e = follower(N3, 2);
     let mut out = vec![];
-    e.on_vote_request(ms(149), N2, Term(3), &vote_req(false, log(2, 9)), log(2, 1), &mut out);
+    e.on_vote_request(
+        ms(149),
+        N2,
+        Term(3),
+        &vote_req(false, log(2, 9)),
+        log(2, 1),
+        &mut out,
+    );
     assert!(out.is_empty());
-    e.on_vote_request(ms(150), N2, Term(3), &vote_req(false, log(2, 9)), log(2, 1), &mut out);
+    e.on_vote_request(
+        ms(150),
+        N2,
+        Term(3),
+        &vote_req(false, log(2, 9)),
+        log(2, 1),
+        &mut out,
+    );
     assert_eq!(e.hard_state().voted_for, Some(N2));
 }
 
@@ -224,13 +468,36 @@ fn a_restarted_node_withholds_votes_for_the_minimum_election_timeout() {
 fn stale_messages_are_answered_with_the_current_term() {
     let mut e = follower(N3, 5);
     let mut out = vec![];
-    e.on_vote_request(ms(1000), N1, Term(4), &vote_req(false, log(4, 9)), log(4, 1), &mut out);
-    assert_eq!(out, vec![msg(N3, N1, 5, MessageBody::VoteResponse(vote_resp(false, false)))]);
-    out.clear();
-    assert_eq!(e.on_append_entries(ms(1000), N2, Term(3), &mut out), AppendGate::Reject);
+    e.on_vote_request(
+        ms(1000),
+        N1,
+        Term(4),
+        &vote_req(false, log(4, 9)),
+        log(4, 1),
+        &mut out,
+    );
     assert_eq!(
         out,
-        vec![msg(N3, N2, 5, MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0 }))]
+        vec![msg(
+            N3,
+            N1,
+            5,
+            MessageBody::VoteResponse(vote_resp(false, false))
+        )]
+    );
+    out.clear();
+    assert_eq!(
+        e.on_append_entries(ms(1000), N2, Term(3), &mut out),
+        AppendGate::Reject
+    );
+    assert_eq!(
+        out,
+        vec![msg(
+            N3,
+            N2,
+            5,
+            MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0 })
+        )]
     );
 }
 
@@ -238,7 +505,13 @@ fn stale_messages_are_answered_with_the_current_term() {
 fn a_higher_term_anywhere_makes_a_follower() {
     let mut e = leader_n1();
     let mut out = vec![];
-    e.on_heartbeat_response(ms(1010), N2, Term(7), &HeartbeatResponse { round: 0 }, &mut out);
+    e.on_heartbeat_response(
+        ms(1010),
+        N2,
+        Term(7),
+        &HeartbeatResponse { round: 0 },
+        &mut out,
+    );
     assert_eq!(out, vec![persist(7, None), role(7, Role::Follower, None)]);
 
     let mut e = leader_n1();
@@ -248,8 +521,14 @@ fn a_higher_term_anywhere_makes_a_follower() {
 
     let mut e = follower(N2, 1);
     out.clear();
-    assert_eq!(e.on_append_entries(ms(10), N1, Term(4), &mut out), AppendGate::Accept);
-    assert_eq!(out, vec![persist(4, None), role(4, Role::Follower, Some(N1))]);
+    assert_eq!(
+        e.on_append_entries(ms(10), N1, Term(4), &mut out),
+        AppendGate::Accept
+    );
+    assert_eq!(
+        out,
+        vec![persist(4, None), role(4, Role::Follower, Some(N1))]
+    );
 }
 
 #[test]
@@ -257,17 +536,32 @@ fn a_candidate_yields_to_a_leader_of_its_term() {
     let mut e = follower(N1, 1);
     let mut out = vec![];
     e.on_election_timeout(ms(1000), log(1, 5), &mut out);
-    e.on_vote_response(ms(1000), N2, Term(2), &vote_resp(true, true), log(1, 5), &mut out);
+    e.on_vote_response(
+        ms(1000),
+        N2,
+        Term(2),
+        &vote_resp(true, true),
+        log(1, 5),
+        &mut out,
+    );
     assert_eq!(e.role(), Role::Candidate);
     out.clear();
-    let hb = Heartbeat { commit: LogIndex(3), round: 4 };
+    let hb = Heartbeat {
+        commit: LogIndex(3),
+        round: 4,
+    };
     e.on_heartbeat(ms(1001), N3, Term(2), &hb, &mut out);
     assert_eq!(
         out,
         vec![
             role(2, Role::Follower, Some(N3)),
             Action::LearnedCommit(LogIndex(3)),
-            msg(N1, N3, 2, MessageBody::HeartbeatResponse(HeartbeatResponse { round: 4 })),
+            msg(
+                N1,
+                N3,
+                2,
+                MessageBody::HeartbeatResponse(HeartbeatResponse { round: 4 })
+            ),
         ]
     );
 }
@@ -286,7 +580,13 @@ fn check_quorum_steps_down_a_leader_nobody_answers() {
 fn check_quorum_keeps_a_leader_a_majority_answers() {
     let mut e = leader_n1();
     let mut out = vec![];
-    e.on_heartbeat_response(ms(1005), N3, Term(2), &HeartbeatResponse { round: 1 }, &mut out);
+    e.on_heartbeat_response(
+        ms(1005),
+        N3,
+        Term(2),
+        &HeartbeatResponse { round: 1 },
+        &mut out,
+    );
     e.on_leader_tick(ms(1151), &mut out);
     assert_eq!(e.role(), Role::Leader);
     assert!(out.iter().all(|a| matches!(a, Action::Send(_))));
@@ -303,10 +603,21 @@ fn the_leader_commits_through_matches_and_tells_followers_only_what_they_hold() 
     assert_eq!(out, vec![Action::Committed(LogIndex(7))]);
     out.clear();
     e.on_match(ms(1002), Term(1), N3, LogIndex(8), &mut out);
-    assert!(out.is_empty(), "a match reported for another term is ignored");
+    assert!(
+        out.is_empty(),
+        "a match reported for another term is ignored"
+    );
     e.on_leader_tick(ms(1051), &mut out);
     let hb = |to, commit| {
-        msg(N1, to, 2, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(commit), round: 2 }))
+        msg(
+            N1,
+            to,
+            2,
+            MessageBody::Heartbeat(Heartbeat {
+                commit: LogIndex(commit),
+                round: 2,
+            }),
+        )
     };
     assert_eq!(out, vec![hb(N2, 7), hb(N3, 0)]);
 }

@@ -23,7 +23,10 @@ pub struct Inflight {
 
 impl Inflight {
     pub fn new(count_max: usize, bytes_max: u64) -> Self {
-        assert!(count_max > 0 && bytes_max > 0, "an empty window could never send");
+        assert!(
+            count_max > 0 && bytes_max > 0,
+            "an empty window could never send"
+        );
         Self {
             count_max,
             bytes_max,
@@ -54,9 +57,16 @@ impl Inflight {
     pub fn push(&mut self, last_index: LogIndex, bytes: u64, sent_at: MonoTime) {
         assert!(!self.is_full(), "sent into a full window");
         if let Some(back) = self.appends.back() {
-            assert!(back.last_index < last_index, "appends are sent in index order");
+            assert!(
+                back.last_index < last_index,
+                "appends are sent in index order"
+            );
         }
-        self.appends.push_back(InflightAppend { last_index, bytes, sent_at });
+        self.appends.push_back(InflightAppend {
+            last_index,
+            bytes,
+            sent_at,
+        });
         self.bytes += bytes;
     }
 

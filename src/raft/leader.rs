@@ -123,7 +123,11 @@ impl LeaderState {
 
     /// The latest round a majority of voters (the leader counts for every round) acknowledged,
     /// with the time it was sent: the base of leadership confirmation for reads.
-    pub fn quorum_round(&self, voters: &BTreeSet<NodeId>, self_id: NodeId) -> Option<(u64, MonoTime)> {
+    pub fn quorum_round(
+        &self,
+        voters: &BTreeSet<NodeId>,
+        self_id: NodeId,
+    ) -> Option<(u64, MonoTime)> {
         let mut rounds: Vec<u64> = voters
             .iter()
             .map(|&id| {
@@ -172,11 +176,25 @@ mod tests {
         let v = voters();
         let mut l = LeaderState::new(Term(1), &v, CommitRule::default(), ms(0), CHECK, 16);
         l.maybe_start_round(ms(0), HB);
-        assert_eq!(l.maybe_check_quorum(ms(100), &v, NodeId(1), CHECK), None, "not due");
-        assert_eq!(l.maybe_check_quorum(ms(150), &v, NodeId(1), CHECK), Some(false));
+        assert_eq!(
+            l.maybe_check_quorum(ms(100), &v, NodeId(1), CHECK),
+            None,
+            "not due"
+        );
+        assert_eq!(
+            l.maybe_check_quorum(ms(150), &v, NodeId(1), CHECK),
+            Some(false)
+        );
         l.on_heartbeat_ack(NodeId(2), 1, ms(1));
-        assert_eq!(l.maybe_check_quorum(ms(300), &v, NodeId(1), CHECK), Some(true));
-        assert_eq!(l.maybe_check_quorum(ms(450), &v, NodeId(1), CHECK), Some(false), "acks are per period");
+        assert_eq!(
+            l.maybe_check_quorum(ms(300), &v, NodeId(1), CHECK),
+            Some(true)
+        );
+        assert_eq!(
+            l.maybe_check_quorum(ms(450), &v, NodeId(1), CHECK),
+            Some(false),
+            "acks are per period"
+        );
     }
 
     #[test]

@@ -97,7 +97,11 @@ pub fn decide_append(
 /// The follower's commit index after accepting an AppendEntries: the leader's commit, but
 /// never past what this message proved to match (Raft §5.3, "min(leaderCommit, index of last
 /// new entry)"), and never backwards.
-pub fn follower_commit(current: LogIndex, leader_commit: LogIndex, match_index: LogIndex) -> LogIndex {
+pub fn follower_commit(
+    current: LogIndex,
+    leader_commit: LogIndex,
+    match_index: LogIndex,
+) -> LogIndex {
     current.max(leader_commit.min(match_index))
 }
 
@@ -160,14 +164,23 @@ pub(crate) mod tests {
         let d = decide_append(&Terms(vec![]), id(0, 0), &entries(1, &[1, 1]), LogIndex(0));
         assert_eq!(
             d,
-            AppendDecision::Accept { truncate_from: None, append_from: 0, match_index: LogIndex(2) }
+            AppendDecision::Accept {
+                truncate_from: None,
+                append_from: 0,
+                match_index: LogIndex(2)
+            }
         );
     }
 
     #[test]
     fn rejects_when_prev_is_past_the_end() {
         let d = decide_append(&Terms(vec![1, 1]), id(1, 5), &entries(6, &[1]), LogIndex(0));
-        assert_eq!(d, AppendDecision::Reject(ConflictHint::LogTooShort { last_index: LogIndex(2) }));
+        assert_eq!(
+            d,
+            AppendDecision::Reject(ConflictHint::LogTooShort {
+                last_index: LogIndex(2)
+            })
+        );
     }
 
     #[test]
@@ -176,7 +189,10 @@ pub(crate) mod tests {
         let d = decide_append(&log, id(4, 4), &entries(5, &[4]), LogIndex(1));
         assert_eq!(
             d,
-            AppendDecision::Reject(ConflictHint::TermMismatch { term: Term(2), first_index: LogIndex(2) })
+            AppendDecision::Reject(ConflictHint::TermMismatch {
+                term: Term(2),
+                first_index: LogIndex(2)
+            })
         );
     }
 
@@ -186,7 +202,11 @@ pub(crate) mod tests {
         let d = decide_append(&log, id(1, 1), &entries(2, &[1, 2, 2]), LogIndex(0));
         assert_eq!(
             d,
-            AppendDecision::Accept { truncate_from: None, append_from: 2, match_index: LogIndex(4) }
+            AppendDecision::Accept {
+                truncate_from: None,
+                append_from: 2,
+                match_index: LogIndex(4)
+            }
         );
     }
 
@@ -198,7 +218,11 @@ pub(crate) mod tests {
         let d = decide_append(&log, id(1, 1), &entries(2, &[2]), LogIndex(0));
         assert_eq!(
             d,
-            AppendDecision::Accept { truncate_from: None, append_from: 1, match_index: LogIndex(2) }
+            AppendDecision::Accept {
+                truncate_from: None,
+                append_from: 1,
+                match_index: LogIndex(2)
+            }
         );
     }
 
@@ -225,9 +249,18 @@ pub(crate) mod tests {
 
     #[test]
     fn follower_commit_is_bounded_by_what_the_message_proved() {
-        assert_eq!(follower_commit(LogIndex(2), LogIndex(10), LogIndex(5)), LogIndex(5));
-        assert_eq!(follower_commit(LogIndex(2), LogIndex(4), LogIndex(5)), LogIndex(4));
-        assert_eq!(follower_commit(LogIndex(6), LogIndex(4), LogIndex(5)), LogIndex(6));
+        assert_eq!(
+            follower_commit(LogIndex(2), LogIndex(10), LogIndex(5)),
+            LogIndex(5)
+        );
+        assert_eq!(
+            follower_commit(LogIndex(2), LogIndex(4), LogIndex(5)),
+            LogIndex(4)
+        );
+        assert_eq!(
+            follower_commit(LogIndex(6), LogIndex(4), LogIndex(5)),
+            LogIndex(6)
+        );
     }
 
     #[test]

@@ -100,7 +100,8 @@ impl Progress {
         let wants_entries = self.next_index <= leader_last_index;
         // A probe is sent even with no entries: it is how the leader learns whether the
         // follower holds `next_index - 1`.
-        let wants_probe = self.state == ReplicationState::Probe && self.match_index < leader_last_index;
+        let wants_probe =
+            self.state == ReplicationState::Probe && self.match_index < leader_last_index;
         if !wants_entries && !wants_probe {
             return None;
         }
@@ -248,7 +249,10 @@ mod tests {
     fn rejection_skips_back_a_whole_term() {
         let mut p = Progress::new(LogIndex(100), limits());
         p.on_sent(LogIndex(100), 0, ms(0));
-        let hint = ConflictHint::TermMismatch { term: Term(3), first_index: LogIndex(40) };
+        let hint = ConflictHint::TermMismatch {
+            term: Term(3),
+            first_index: LogIndex(40),
+        };
         assert!(p.on_reject(LogIndex(100), hint));
         assert_eq!(p.next_index(), LogIndex(40));
         assert_eq!(p.next_append(LogIndex(100)).unwrap().from, LogIndex(40));
@@ -258,7 +262,12 @@ mod tests {
     fn rejection_of_a_short_log_jumps_to_its_end() {
         let mut p = Progress::new(LogIndex(100), limits());
         p.on_sent(LogIndex(100), 0, ms(0));
-        assert!(p.on_reject(LogIndex(100), ConflictHint::LogTooShort { last_index: LogIndex(7) }));
+        assert!(p.on_reject(
+            LogIndex(100),
+            ConflictHint::LogTooShort {
+                last_index: LogIndex(7)
+            }
+        ));
         assert_eq!(p.next_index(), LogIndex(8));
     }
 
@@ -266,9 +275,19 @@ mod tests {
     fn stale_rejections_are_ignored() {
         let mut p = Progress::new(LogIndex(100), limits());
         p.on_sent(LogIndex(100), 0, ms(0));
-        p.on_reject(LogIndex(100), ConflictHint::LogTooShort { last_index: LogIndex(50) });
+        p.on_reject(
+            LogIndex(100),
+            ConflictHint::LogTooShort {
+                last_index: LogIndex(50),
+            },
+        );
         // A duplicate of the first rejection arrives after the leader moved on.
-        assert!(!p.on_reject(LogIndex(100), ConflictHint::LogTooShort { last_index: LogIndex(50) }));
+        assert!(!p.on_reject(
+            LogIndex(100),
+            ConflictHint::LogTooShort {
+                last_index: LogIndex(50)
+            }
+        ));
         assert_eq!(p.next_index(), LogIndex(51));
     }
 
@@ -278,7 +297,10 @@ mod tests {
         p.on_sent(LogIndex(10), 0, ms(0));
         p.on_success(LogIndex(8));
         p.on_sent(LogIndex(10), 0, ms(1));
-        let hint = ConflictHint::TermMismatch { term: Term(1), first_index: LogIndex(1) };
+        let hint = ConflictHint::TermMismatch {
+            term: Term(1),
+            first_index: LogIndex(1),
+        };
         assert!(p.on_reject(LogIndex(9), hint));
         assert_eq!(p.next_index(), LogIndex(9));
     }

@@ -36,7 +36,13 @@ mod tests {
     fn majority_index_picks_what_a_majority_holds() {
         let mut m = [LogIndex(5), LogIndex(9), LogIndex(7)];
         assert_eq!(majority_index(&mut m), LogIndex(7));
-        let mut m = [LogIndex(1), LogIndex(9), LogIndex(2), LogIndex(8), LogIndex(3)];
+        let mut m = [
+            LogIndex(1),
+            LogIndex(9),
+            LogIndex(2),
+            LogIndex(8),
+            LogIndex(3),
+        ];
         assert_eq!(majority_index(&mut m), LogIndex(3));
     }
 
@@ -58,7 +64,9 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(7);
         for _ in 0..10_000 {
             let voters = rng.gen_range(1..=7);
-            let matched: Vec<LogIndex> = (0..voters).map(|_| LogIndex(rng.gen_range(0..20))).collect();
+            let matched: Vec<LogIndex> = (0..voters)
+                .map(|_| LogIndex(rng.gen_range(0..20)))
+                .collect();
             let mut sorted = matched.clone();
             assert_eq!(majority_index(&mut sorted), naive(&matched), "{matched:?}");
         }

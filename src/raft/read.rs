@@ -57,7 +57,11 @@ pub struct ReadQueue {
 
 impl ReadQueue {
     pub fn new(reads_max: usize) -> Self {
-        Self { before_own_commit: Vec::new(), waiting: VecDeque::new(), reads_max }
+        Self {
+            before_own_commit: Vec::new(),
+            waiting: VecDeque::new(),
+            reads_max,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -87,7 +91,11 @@ impl ReadQueue {
         if let Some(last) = self.waiting.back() {
             assert!(last.round <= round, "reads queue in round order");
         }
-        self.waiting.push_back(WaitingRead { origin, index, round });
+        self.waiting.push_back(WaitingRead {
+            origin,
+            index,
+            round,
+        });
     }
 
     /// The reads that round `confirmed` (acknowledged by a majority) confirms, with their
@@ -122,7 +130,10 @@ impl ReadQueue {
 /// that runs slow relative to the leader's, which would let it vote sooner than the leader
 /// expects.
 pub fn lease_duration(election_timeout_min: Duration, clock_drift_max: f64) -> Duration {
-    assert!((0.0..0.5).contains(&clock_drift_max), "clock drift bound out of range");
+    assert!(
+        (0.0..0.5).contains(&clock_drift_max),
+        "clock drift bound out of range"
+    );
     election_timeout_min.mul_f64(1.0 - clock_drift_max)
 }
 
@@ -146,7 +157,10 @@ mod tests {
         q.wait_for_round(local(2), LogIndex(6), 3);
         q.wait_for_round(local(3), LogIndex(7), 4);
         assert_eq!(q.confirmed_by(2), vec![]);
-        assert_eq!(q.confirmed_by(3), vec![(local(1), LogIndex(5)), (local(2), LogIndex(6))]);
+        assert_eq!(
+            q.confirmed_by(3),
+            vec![(local(1), LogIndex(5)), (local(2), LogIndex(6))]
+        );
         assert_eq!(q.next_round_needed(), Some(4));
         assert_eq!(q.confirmed_by(9), vec![(local(3), LogIndex(7))]);
         assert!(q.is_empty());

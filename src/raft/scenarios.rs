@@ -12,11 +12,17 @@ fn replicate(leader: &Terms, follower: &mut Terms, from: u64, committed: LogInde
     let prev = LogId::new(leader.term_at(prev_index).unwrap(), prev_index);
     let sent = entries(from, &leader.0[from as usize - 1..]);
     match decide_append(follower, prev, &sent, committed) {
-        AppendDecision::Accept { truncate_from, append_from, .. } => {
+        AppendDecision::Accept {
+            truncate_from,
+            append_from,
+            ..
+        } => {
             if let Some(cut) = truncate_from {
                 follower.0.truncate(cut.0 as usize - 1);
             }
-            follower.0.extend(sent[append_from..].iter().map(|e| e.log_id.term.0));
+            follower
+                .0
+                .extend(sent[append_from..].iter().map(|e| e.log_id.term.0));
         }
         AppendDecision::Reject(hint) => panic!("unexpected rejection {hint:?}"),
     }
@@ -50,7 +56,11 @@ fn an_uncommitted_entry_on_a_minority_is_overwritten_safely() {
     t1.on_match(ids[0], LogIndex(2));
     t1.on_match(ids[1], LogIndex(1));
     t1.on_match(ids[2], LogIndex(1));
-    assert_eq!(t1.committed(), LogIndex(1), "index 2 is on a minority: not committed");
+    assert_eq!(
+        t1.committed(),
+        LogIndex(1),
+        "index 2 is on a minority: not committed"
+    );
 
     // S2 is as up to date as S3 and wins term 2; its no-op lands at index 2 on S2 and S3.
     assert!(last(&s2).is_at_least_as_up_to_date_as(last(&s3)));
@@ -100,7 +110,10 @@ fn figure_8(rule: CommitRule) -> (bool, Vec<Terms>) {
 fn figure_8_the_current_term_rule_never_reports_the_overwritten_entry_committed() {
     let (reported_committed, logs) = figure_8(CommitRule::CurrentTermOnly);
     assert!(!reported_committed);
-    assert!(logs.iter().all(|log| log.0 == vec![1, 3]), "index 2 is term 3 everywhere");
+    assert!(
+        logs.iter().all(|log| log.0 == vec![1, 3]),
+        "index 2 is term 3 everywhere"
+    );
 }
 
 /// What would go wrong otherwise: counting replicas of the old-term entry reports index 2
@@ -108,6 +121,13 @@ fn figure_8_the_current_term_rule_never_reports_the_overwritten_entry_committed(
 #[test]
 fn figure_8_counting_old_term_replicas_loses_a_committed_entry() {
     let (reported_committed, logs) = figure_8(CommitRule::UnsafeAnyTerm);
-    assert!(reported_committed, "the unsafe rule commits index 2 of term 2");
-    assert!(logs.iter().all(|log| log.term_at(LogIndex(2)) == Some(Term(3))), "and it is gone");
+    assert!(
+        reported_committed,
+        "the unsafe rule commits index 2 of term 2"
+    );
+    assert!(
+        logs.iter()
+            .all(|log| log.term_at(LogIndex(2)) == Some(Term(3))),
+        "and it is gone"
+    );
 }

@@ -15,7 +15,11 @@ pub struct UncommittedBytes {
 
 impl UncommittedBytes {
     pub fn new(bytes_max: u64) -> Self {
-        Self { bytes_max, bytes: 0, pending: VecDeque::new() }
+        Self {
+            bytes_max,
+            bytes: 0,
+            pending: VecDeque::new(),
+        }
     }
 
     /// Whether `bytes` more may be proposed. An empty budget admits one proposal of any
@@ -60,7 +64,10 @@ mod tests {
     #[test]
     fn admits_until_the_cap_and_frees_on_commit() {
         let mut b = UncommittedBytes::new(100);
-        assert!(b.admits(500), "an empty budget takes one oversized proposal");
+        assert!(
+            b.admits(500),
+            "an empty budget takes one oversized proposal"
+        );
         b.on_proposed(LogIndex(1), 60);
         assert!(b.admits(40));
         assert!(!b.admits(41));

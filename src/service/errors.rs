@@ -18,23 +18,38 @@ pub fn stopping() -> ServiceError {
 
 pub fn append_outcome(log_id: LogId, outcome: AppendOutcome) -> Result<AppendResult, ServiceError> {
     match outcome {
-        AppendOutcome::Appended { first_offset, last_offset }
-        | AppendOutcome::Duplicate { first_offset, last_offset } => Ok(AppendResult {
+        AppendOutcome::Appended {
+            first_offset,
+            last_offset,
+        }
+        | AppendOutcome::Duplicate {
+            first_offset,
+            last_offset,
+        } => Ok(AppendResult {
             first_offset,
             last_offset,
             index: log_id.index,
             term: log_id.term,
         }),
-        AppendOutcome::StaleProducerSeq { last_seq } => Err(ServiceError::StaleProducerSeq { last_seq }),
-        AppendOutcome::OffsetMismatch { next_offset } => Err(ServiceError::OffsetMismatch { next_offset }),
+        AppendOutcome::StaleProducerSeq { last_seq } => {
+            Err(ServiceError::StaleProducerSeq { last_seq })
+        }
+        AppendOutcome::OffsetMismatch { next_offset } => {
+            Err(ServiceError::OffsetMismatch { next_offset })
+        }
         AppendOutcome::Rejected { reason } => Err(ServiceError::BadRequest(reason)),
     }
 }
 
-pub fn submit_error(error: SubmitError, leader_http: impl Fn(Option<NodeId>) -> Option<String>) -> ServiceError {
+pub fn submit_error(
+    error: SubmitError,
+    leader_http: impl Fn(Option<NodeId>) -> Option<String>,
+) -> ServiceError {
     match error {
         SubmitError::NotLeader { leader, .. } => match leader_http(leader) {
-            Some(url) => ServiceError::NotLeader { leader_http: Some(url) },
+            Some(url) => ServiceError::NotLeader {
+                leader_http: Some(url),
+            },
             None => ServiceError::unavailable("no leader is known right now", RETRY_AFTER_ELECTION),
         },
         SubmitError::Busy => ServiceError::unavailable(
@@ -49,11 +64,18 @@ pub fn submit_error(error: SubmitError, leader_http: impl Fn(Option<NodeId>) -> 
     }
 }
 
-pub fn read_failure(failure: ReadFailure, leader_http: impl Fn(Option<NodeId>) -> Option<String>) -> ServiceError {
+pub fn read_failure(
+    failure: ReadFailure,
+    leader_http: impl Fn(Option<NodeId>) -> Option<String>,
+) -> ServiceError {
     match failure {
         ReadFailure::NotConfirmed(ReadError::NotLeader { leader }) => match leader_http(leader) {
-            Some(url) => ServiceError::NotLeader { leader_http: Some(url) },
-            None => ServiceError::unavailable("no leader could confirm the read", RETRY_AFTER_ELECTION),
+            Some(url) => ServiceError::NotLeader {
+                leader_http: Some(url),
+            },
+            None => {
+                ServiceError::unavailable("no leader could confirm the read", RETRY_AFTER_ELECTION)
+            }
         },
         ReadFailure::NodeStopped => stopping(),
         ReadFailure::Storage(message) => ServiceError::Internal(message),

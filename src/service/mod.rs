@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use futures::stream::LocalBoxStream;
 
 use crate::http::service::{
-    AppendRequest, AppendResult, ClusterStatus, Consistency, LeaderInfo, LogService,
-    MemberStatus, ReadRequest, ReadResult, Record, Role, ServiceError, StreamSummary,
+    AppendRequest, AppendResult, ClusterStatus, Consistency, LeaderInfo, LogService, MemberStatus,
+    ReadRequest, ReadResult, Record, Role, ServiceError, StreamSummary,
 };
 use crate::node::{NodeHandle, NodeStatus, StreamRead};
 use crate::raft::election;
@@ -35,13 +35,23 @@ impl NodeService {
     }
 
     fn leader_http(&self, leader: Option<NodeId>) -> Option<String> {
-        leader.filter(|&id| id != self.node.id).and_then(|id| self.members_http.get(&id).cloned())
+        leader
+            .filter(|&id| id != self.node.id)
+            .and_then(|id| self.members_http.get(&id).cloned())
     }
 
-    async fn read_once(&self, stream: &str, request: &ReadRequest) -> Result<StreamRead, ServiceError> {
+    async fn read_once(
+        &self,
+        stream: &str,
+        request: &ReadRequest,
+    ) -> Result<StreamRead, ServiceError> {
         let limit = request.limit.max(1);
         match request.consistency {
-            Consistency::Stale => self.node.read_stale(stream, request.from, limit).await.map_err(ServiceError::Internal),
+            Consistency::Stale => self
+                .node
+                .read_stale(stream, request.from, limit)
+                .await
+                .map_err(ServiceError::Internal),
             Consistency::Linearizable | Consistency::Lease => {
                 let level = match request.consistency {
                     Consistency::Lease => ReadLevel::Lease,
@@ -78,11 +88,17 @@ fn read_result(read: StreamRead, from: Offset, bytes_max: usize) -> ReadResult {
 
 #[async_trait(?Send)]
 impl LogService for NodeService {
-    async fn append(&self, stream: &str, request: AppendRequest) -> Result<AppendResult, ServiceError> {
+    async fn append(
+        &self,
+        stream: &str,
+        request: AppendRequest,
+    ) -> Result<AppendResult, ServiceError> {
         let command = AppendCommand {
             stream: stream.to_string(),
             records: request.records,
-            producer: request.producer.map(|(id, seq)| streams::ProducerSeq { id, seq }),
+            producer: request
+                .producer
+                .map(|(id, seq)| streams::ProducerSeq { id, seq }),
             expected_offset: request.expected_offset,
         };
         match self.node.append(command).await {
@@ -94,14 +110,24 @@ impl LogService for NodeService {
     async fn read(&self, stream: &str, request: ReadRequest) -> Result<ReadResult, ServiceError> {
         let mut read = self.read_once(stream, &request).await?;
         if request.from < read.info.start_offset {
-            return Err(ServiceError::OffsetOutOfRange { start_offset: read.info.start_offset });
+            return Err(ServiceError::OffsetOutOfRange {
+                start_offset: read.info.start_offset,
+            });
         }
         if read.records.is_empty() && !request.wait.is_zero() {
             // Long-poll: wait for a record at `from` on this node, then read what is there.
-            let woke = tokio::time::timeout(request.wait, self.node.wait_for_record(stream, request.from)).await;
+            let woke = tokio::time::timeout(
+                request.wait,
+                self.node.wait_for_record(stream, request.from),
+            )
+            .await;
             if woke.is_ok_and(|alive| alive) {
                 let limit = request.limit.max(1);
-                read = self.node.read_stale(stream, request.from, limit).await.map_err(ServiceError::Internal)?;
+                read = self
+                    .node
+                    .read_stale(stream, request.from, limit)
+                    .await
+                    .map_err(ServiceError::Internal)?;
             }
         }
         Ok(read_result(read, request.from, request.bytes_max))
@@ -112,14 +138,26 @@ impl LogService for NodeService {
         stream: &str,
         from: Offset,
     ) -> Result<LocalBoxStream<'static, Result<Record, ServiceError>>, ServiceError> {
-        Ok(tail::records_from(self.node.clone(), stream.to_string(), from))
+        Ok(tail::records_from(
+            self.node.clone(),
+            stream.to_string(),
+            from,
+        ))
     }
 
     async fn streams(&self) -> Result<Vec<StreamSummary>, ServiceError> {
-        let streams = self.node.list_streams().await.ok_or_else(errors::stopping)?;
+        let streams = self
+            .node
+            .list_streams()
+            .await
+            .ok_or_else(errors::stopping)?;
         Ok(streams
             .into_iter()
-            .map(|(name, info)| StreamSummary { name, start_offset: info.start_offset, end_offset: info.end_offset })
+            .map(|(name, info)| StreamSummary {
+                name,
+                start_offset: info.start_offset,
+                end_offset: info.end_offset,
+            })
             .collect())
     }
 
@@ -136,7 +174,11 @@ impl LogService for NodeService {
     }
 }
 
-fn cluster_status(id: NodeId, status: Option<NodeStatus>, members_http: &BTreeMap<NodeId, String>) -> ClusterStatus {
+fn cluster_status(
+    id: NodeId,
+    status: Option<NodeStatus>,
+    members_http: &BTreeMap<NodeId, String>,
+) -> ClusterStatus {
     let Some(status) = status else {
         return ClusterStatus {
             node_id: id,
@@ -155,13 +197,21 @@ fn cluster_status(id: NodeId, status: Option<NodeStatus>, members_http: &BTreeMa
         .map(|&member| {
             let progress = status.election.followers.iter().find(|p| p.id == member);
             let is_leader_self = member == id && role.role == election::Role::Leader;
-            let match_index = if is_leader_self { Some(last) } else { progress.map(|p| p.match_index) };
+            let match_index = if is_leader_self {
+                Some(last)
+            } else {
+                progress.map(|p| p.match_index)
+            };
             MemberStatus {
                 id: member,
                 voter: true,
                 match_index,
                 lag: match_index.map(|m| last.0.saturating_sub(m.0)),
-                last_ack: if is_leader_self { Some(Duration::ZERO) } else { progress.and_then(|p| p.last_ack) },
+                last_ack: if is_leader_self {
+                    Some(Duration::ZERO)
+                } else {
+                    progress.and_then(|p| p.last_ack)
+                },
             }
         })
         .collect();
@@ -177,7 +227,11 @@ fn cluster_status(id: NodeId, status: Option<NodeStatus>, members_http: &BTreeMa
             id: leader,
             http: members_http.get(&leader).cloned().unwrap_or_default(),
         }),
-        commit_index: status.election.leader_commit.unwrap_or(status.committed).max(status.committed),
+        commit_index: status
+            .election
+            .leader_commit
+            .unwrap_or(status.committed)
+            .max(status.committed),
         applied_index: status.applied,
         members,
     }

@@ -20,15 +20,28 @@ struct Tail {
     page: VecDeque<Record>,
 }
 
-pub fn records_from(node: NodeHandle, stream: String, from: Offset) -> LocalBoxStream<'static, Result<Record, ServiceError>> {
-    let tail = Tail { node, stream, next: from, page: VecDeque::new() };
+pub fn records_from(
+    node: NodeHandle,
+    stream: String,
+    from: Offset,
+) -> LocalBoxStream<'static, Result<Record, ServiceError>> {
+    let tail = Tail {
+        node,
+        stream,
+        next: from,
+        page: VecDeque::new(),
+    };
     stream::unfold(Some(tail), |tail| async move {
         let mut tail = tail?;
         loop {
             if let Some(record) = tail.page.pop_front() {
                 return Some((Ok(record), Some(tail)));
             }
-            let read = match tail.node.read_stale(&tail.stream, tail.next, PAGE_RECORDS_MAX).await {
+            let read = match tail
+                .node
+                .read_stale(&tail.stream, tail.next, PAGE_RECORDS_MAX)
+                .await
+            {
                 Ok(read) => read,
                 Err(message) => return Some((Err(ServiceError::Internal(message)), None)),
             };
@@ -38,7 +51,11 @@ pub fn records_from(node: NodeHandle, stream: String, from: Offset) -> LocalBoxS
             }
             if let Some((last, _)) = read.records.last() {
                 tail.next = last.next();
-                tail.page.extend(read.records.into_iter().map(|(offset, value)| Record { offset, value }));
+                tail.page.extend(
+                    read.records
+                        .into_iter()
+                        .map(|(offset, value)| Record { offset, value }),
+                );
                 continue;
             }
             if !tail.node.wait_for_record(&tail.stream, tail.next).await {

@@ -125,7 +125,10 @@ impl Client {
         let values: Vec<Bytes> = (0..self.rng.gen_range(1..=3))
             .map(|k| Bytes::from(format!("{}-{seq}-{k}", self.id)))
             .collect();
-        let producer = ProducerSeq { id: self.id.to_string(), seq };
+        let producer = ProducerSeq {
+            id: self.id.to_string(),
+            seq,
+        };
         for _ in 0..self.workload.attempts_max {
             let Some(node) = self.target() else {
                 tokio::time::sleep(self.workload.request_timeout).await;
@@ -148,15 +151,22 @@ impl Client {
 
     /// One attempt; returns whether the logical append is settled (no retry needed).
     async fn append_once(&mut self, node: NodeHandle, call: AppendCall) -> bool {
-        let producer = call.producer.clone().map(|p| streams::ProducerSeq { id: p.id, seq: p.seq });
+        let producer = call.producer.clone().map(|p| streams::ProducerSeq {
+            id: p.id,
+            seq: p.seq,
+        });
         let command = AppendCommand {
             stream: call.stream.clone(),
             records: call.values.clone(),
             producer,
             expected_offset: call.expected_offset,
         };
-        let batch = CommandBatch { commands: vec![StreamCommand::Append(command)] };
-        let op = self.recorder.invoke(self.id, Call::Append(call), self.now());
+        let batch = CommandBatch {
+            commands: vec![StreamCommand::Append(command)],
+        };
+        let op = self
+            .recorder
+            .invoke(self.id, Call::Append(call), self.now());
         let result = tokio::time::timeout(self.workload.request_timeout, node.submit(batch)).await;
         let (outcome, settled) = match result {
             Ok(Ok(applied)) => {
@@ -187,14 +197,25 @@ impl Client {
             4..=6 => Consistency::Lease,
             _ => Consistency::Stale,
         };
-        let call = ReadCall { stream: stream.clone(), from: Offset(0), consistency };
+        let call = ReadCall {
+            stream: stream.clone(),
+            from: Offset(0),
+            consistency,
+        };
         let op = self.recorder.invoke(self.id, Call::Read(call), self.now());
         let read = async {
             match consistency {
                 Consistency::Stale => node.read_stale(&stream, Offset(0), READ_LIMIT).await.ok(),
                 Consistency::Linearizable | Consistency::Lease => {
-                    let level = if consistency == Consistency::Lease { ReadLevel::Lease } else { ReadLevel::ReadIndex };
-                    match node.read_linearizable(&stream, Offset(0), READ_LIMIT, level).await {
+                    let level = if consistency == Consistency::Lease {
+                        ReadLevel::Lease
+                    } else {
+                        ReadLevel::ReadIndex
+                    };
+                    match node
+                        .read_linearizable(&stream, Offset(0), READ_LIMIT, level)
+                        .await
+                    {
                         Ok(read) => Some(read),
                         Err(ReadFailure::NotConfirmed(ReadError::NotLeader { leader })) => {
                             self.leader_hint = leader;
@@ -206,7 +227,10 @@ impl Client {
             }
         };
         let outcome = match tokio::time::timeout(self.workload.request_timeout, read).await {
-            Ok(Some(read)) => Outcome::Read { records: read.records, end_offset: read.info.end_offset },
+            Ok(Some(read)) => Outcome::Read {
+                records: read.records,
+                end_offset: read.info.end_offset,
+            },
             _ => Outcome::Failed,
         };
         self.recorder.complete(op, outcome, self.now());
@@ -214,18 +238,32 @@ impl Client {
 }
 
 fn append_outcome(outcomes: Vec<AppendOutcome>) -> Outcome {
-    let outcome = outcomes.into_iter().next().expect("one outcome per command");
+    let outcome = outcomes
+        .into_iter()
+        .next()
+        .expect("one outcome per command");
     match outcome {
-        AppendOutcome::Appended { first_offset, last_offset }
-        | AppendOutcome::Duplicate { first_offset, last_offset } => {
-            Outcome::Appended { first_offset, last_offset }
+        AppendOutcome::Appended {
+            first_offset,
+            last_offset,
         }
-        AppendOutcome::StaleProducerSeq { .. } => {
-            Outcome::AppendRejected { reason: RejectReason::StaleProducerSeq }
-        }
-        AppendOutcome::OffsetMismatch { next_offset } => Outcome::AppendRejected {
-            reason: RejectReason::OffsetMismatch { next_offset: Some(next_offset) },
+        | AppendOutcome::Duplicate {
+            first_offset,
+            last_offset,
+        } => Outcome::Appended {
+            first_offset,
+            last_offset,
         },
-        AppendOutcome::Rejected { .. } => Outcome::AppendRejected { reason: RejectReason::BadRequest },
+        AppendOutcome::StaleProducerSeq { .. } => Outcome::AppendRejected {
+            reason: RejectReason::StaleProducerSeq,
+        },
+        AppendOutcome::OffsetMismatch { next_offset } => Outcome::AppendRejected {
+            reason: RejectReason::OffsetMismatch {
+                next_offset: Some(next_offset),
+            },
+        },
+        AppendOutcome::Rejected { .. } => Outcome::AppendRejected {
+            reason: RejectReason::BadRequest,
+        },
     }
 }

@@ -94,7 +94,11 @@ impl SimCluster {
         self.incarnations += 1;
         config.jitter_seed = self.rng.gen();
         let drift = self.config.clock_drift_ppm_max;
-        let drift_ppm = if drift > 0 { self.rng.gen_range(-drift..=drift) } else { 0 };
+        let drift_ppm = if drift > 0 {
+            self.rng.gen_range(-drift..=drift)
+        } else {
+            0
+        };
         let storage = NodeStorage {
             log: Box::new(MemLogStore::open(disk.clone())),
             hard_state: Box::new(MemHardStateStore::open(disk.clone())),

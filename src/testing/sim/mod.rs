@@ -171,7 +171,13 @@ async fn run_in_system(run: SimRun) -> Result<SimReport, SimFailure> {
         )));
     }
     if let Some(nemesis) = run.nemesis.clone() {
-        tasks.push(actix_rt::spawn(run_nemesis(rng.gen(), nemesis, cluster.clone(), until, fault_log.clone())));
+        tasks.push(actix_rt::spawn(run_nemesis(
+            rng.gen(),
+            nemesis,
+            cluster.clone(),
+            until,
+            fault_log.clone(),
+        )));
     }
     for task in tasks {
         task.await.expect("simulation tasks do not panic");
@@ -209,7 +215,11 @@ async fn run_in_system(run: SimRun) -> Result<SimReport, SimFailure> {
             check,
             history: history.to_string(),
             faults,
-            leader_changes: observer.roles().iter().filter(|r| r.role == crate::testing::ObservedRole::Leader).count(),
+            leader_changes: observer
+                .roles()
+                .iter()
+                .filter(|r| r.role == crate::testing::ObservedRole::Leader)
+                .count(),
         }),
         _ => Err(SimFailure {
             replay: run.replay_command(),
@@ -222,7 +232,10 @@ async fn run_in_system(run: SimRun) -> Result<SimReport, SimFailure> {
 
 /// Waits until one leader's log is fully applied and every node holds and applied exactly
 /// that log.
-pub async fn converge(cluster: &Rc<RefCell<SimCluster>>, timeout: Duration) -> Result<NodeHandle, String> {
+pub async fn converge(
+    cluster: &Rc<RefCell<SimCluster>>,
+    timeout: Duration,
+) -> Result<NodeHandle, String> {
     let deadline = Instant::now() + timeout;
     let mut last_state = String::from("no leader");
     while Instant::now() < deadline {
@@ -231,7 +244,9 @@ pub async fn converge(cluster: &Rc<RefCell<SimCluster>>, timeout: Duration) -> R
         let Some(leader) = leader_among(running).await else {
             continue;
         };
-        let (Some(last), Some(applied)) = (leader.last_log_id().await, leader.applied_index().await) else {
+        let (Some(last), Some(applied)) =
+            (leader.last_log_id().await, leader.applied_index().await)
+        else {
             continue;
         };
         let mut converged = applied == last.index;
@@ -245,13 +260,18 @@ pub async fn converge(cluster: &Rc<RefCell<SimCluster>>, timeout: Duration) -> R
             return Ok(leader);
         }
     }
-    Err(format!("the healed cluster did not converge within {timeout:?} ({last_state})"))
+    Err(format!(
+        "the healed cluster did not converge within {timeout:?} ({last_state})"
+    ))
 }
 
 async fn final_log(leader: &NodeHandle, streams: u64) -> FinalLog {
     let mut log: FinalLog = BTreeMap::new();
     for stream in (0..streams).map(stream_name) {
-        let read = leader.read_stale(&stream, Offset(0), 1_000_000).await.expect("reading the final log");
+        let read = leader
+            .read_stale(&stream, Offset(0), 1_000_000)
+            .await
+            .expect("reading the final log");
         let values: Vec<Bytes> = read.records.into_iter().map(|(_, value)| value).collect();
         log.insert(stream, values);
     }

@@ -99,14 +99,20 @@ pub async fn run_nemesis(
         for leader in std::mem::take(&mut *isolated_leaders.lock().expect("lock")) {
             let at = now.duration_since(origin).as_millis();
             let lasting = rng.gen_range(config.duration.0..=config.duration.1);
-            log.borrow_mut().push(format!("{at}ms: new leader {leader} isolated for {}ms", lasting.as_millis()));
+            log.borrow_mut().push(format!(
+                "{at}ms: new leader {leader} isolated for {}ms",
+                lasting.as_millis()
+            ));
             undo.push((now + lasting, Undo::Heal));
         }
         let fault = *FAULTS.choose(&mut rng).expect("faults");
         let lasting = rng.gen_range(config.duration.0..=config.duration.1);
         if let Some(action) = inject(fault, &mut rng, &cluster).await {
             let at = now.duration_since(origin).as_millis();
-            log.borrow_mut().push(format!("{at}ms: {fault:?} ({action:?}) for {}ms", lasting.as_millis()));
+            log.borrow_mut().push(format!(
+                "{at}ms: {fault:?} ({action:?}) for {}ms",
+                lasting.as_millis()
+            ));
             undo.push((now + lasting, action));
         }
     }
@@ -132,15 +138,18 @@ fn install_leader_isolation(
     let rng = Mutex::new(SmallRng::seed_from_u64(seed));
     let network = cluster.borrow().network().clone();
     let record = isolated.clone();
-    cluster.borrow().observer().set_hook(Some(Arc::new(move |event| {
-        let NodeEvent::BecameLeader { node: leader, .. } = event else {
-            return;
-        };
-        if rng.lock().expect("rng lock").gen_range(0..1000) < per_mille {
-            network.isolate(leader);
-            record.lock().expect("lock").push(leader);
-        }
-    })));
+    cluster
+        .borrow()
+        .observer()
+        .set_hook(Some(Arc::new(move |event| {
+            let NodeEvent::BecameLeader { node: leader, .. } = event else {
+                return;
+            };
+            if rng.lock().expect("rng lock").gen_range(0..1000) < per_mille {
+                network.isolate(leader);
+                record.lock().expect("lock").push(leader);
+            }
+        })));
     isolated
 }
 
@@ -160,12 +169,18 @@ impl Undo {
             Undo::Restart(id) => cluster.restart(*id),
             Undo::Heal => cluster.network().heal(),
             Undo::CalmNetwork => cluster.network().set_faults(SimFaults::NONE),
-            Undo::CalmDisks => cluster.set_disk_latency(config.disk_latency.0, config.disk_latency.1),
+            Undo::CalmDisks => {
+                cluster.set_disk_latency(config.disk_latency.0, config.disk_latency.1)
+            }
         }
     }
 }
 
-async fn inject(fault: Fault, rng: &mut SmallRng, cluster: &Rc<RefCell<SimCluster>>) -> Option<Undo> {
+async fn inject(
+    fault: Fault,
+    rng: &mut SmallRng,
+    cluster: &Rc<RefCell<SimCluster>>,
+) -> Option<Undo> {
     let running = cluster.borrow().running();
     let leader = leader_among(running).await.map(|handle| handle.id);
     let mut cluster = cluster.borrow_mut();
@@ -173,7 +188,11 @@ async fn inject(fault: Fault, rng: &mut SmallRng, cluster: &Rc<RefCell<SimCluste
     let random = *ids.choose(rng).expect("nodes");
     match fault {
         Fault::CrashLeader | Fault::CrashAny => {
-            let victim = if fault == Fault::CrashLeader { leader? } else { random };
+            let victim = if fault == Fault::CrashLeader {
+                leader?
+            } else {
+                random
+            };
             if !cluster.is_running(victim) {
                 return None;
             }
@@ -193,7 +212,11 @@ async fn inject(fault: Fault, rng: &mut SmallRng, cluster: &Rc<RefCell<SimCluste
             Some(Undo::Heal)
         }
         Fault::CutOneWay => {
-            let to = *ids.iter().filter(|&&id| id != random).collect::<Vec<_>>().choose(rng)?;
+            let to = *ids
+                .iter()
+                .filter(|&&id| id != random)
+                .collect::<Vec<_>>()
+                .choose(rng)?;
             cluster.network().cut_one_way(random, *to);
             Some(Undo::Heal)
         }

@@ -23,8 +23,14 @@ struct Observed {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
     /// Before the new leader has sent anything as leader.
-    BecameLeader { node: NodeId, term: Term },
-    Applied { node: NodeId, log_id: LogId },
+    BecameLeader {
+        node: NodeId,
+        term: Term,
+    },
+    Applied {
+        node: NodeId,
+        log_id: LogId,
+    },
 }
 
 /// Called synchronously on every [`NodeEvent`]: the nemesis and the scenario tests use it to
@@ -81,7 +87,10 @@ impl ClusterObserver {
     pub fn last_applied(&self, node: NodeId) -> Option<LogId> {
         let observed = self.lock();
         let incarnation = observed.incarnation.get(&node).copied().unwrap_or(0);
-        observed.applied.get(&(node, incarnation)).and_then(|ids| ids.last().copied())
+        observed
+            .applied
+            .get(&(node, incarnation))
+            .and_then(|ids| ids.last().copied())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Observed> {
@@ -93,19 +102,32 @@ impl NodeObserver for ClusterObserver {
     fn role_changed(&self, node: NodeId, role: RoleState) {
         let observed = match role.role {
             Role::Leader => ObservedRole::Leader,
-            Role::Follower => ObservedRole::Follower { leader: role.leader },
+            Role::Follower => ObservedRole::Follower {
+                leader: role.leader,
+            },
             Role::Candidate | Role::PreCandidate => ObservedRole::Candidate,
         };
-        self.lock().roles.push(RoleObservation { node, term: role.term, role: observed });
+        self.lock().roles.push(RoleObservation {
+            node,
+            term: role.term,
+            role: observed,
+        });
         if role.role == Role::Leader {
-            self.call_hook(NodeEvent::BecameLeader { node, term: role.term });
+            self.call_hook(NodeEvent::BecameLeader {
+                node,
+                term: role.term,
+            });
         }
     }
 
     fn applied(&self, node: NodeId, log_id: LogId) {
         let mut observed = self.lock();
         let incarnation = observed.incarnation.get(&node).copied().unwrap_or(0);
-        observed.applied.entry((node, incarnation)).or_default().push(log_id);
+        observed
+            .applied
+            .entry((node, incarnation))
+            .or_default()
+            .push(log_id);
         drop(observed);
         self.call_hook(NodeEvent::Applied { node, log_id });
     }
