@@ -401,7 +401,10 @@ mod tests {
         }
     }
 
-    fn scenarios<D: Disk>() -> Vec<(&'static str, fn(&mut D))> {
+    /// A named scenario, run on a fresh disk.
+    type Scenario<D> = (&'static str, fn(&mut D));
+
+    fn scenarios<D: Disk>() -> Vec<Scenario<D>> {
         vec![
             ("an empty log", an_empty_log::<D>),
             (
@@ -692,7 +695,12 @@ mod tests {
             store.append(&commands(1, first, first + 9)).unwrap();
         }
         let outcome = flusher.join().unwrap();
-        assert_eq!(store.finish_flush(outcome).unwrap(), LogIndex(100));
+        // At least what the job covered; more if a segment roll synced in the meantime.
+        let durable = store.finish_flush(outcome).unwrap();
+        assert!(
+            durable >= LogIndex(100) && durable <= LogIndex(300),
+            "durable {durable}"
+        );
         assert_eq!(flush(&mut store), LogIndex(300));
         assert_eq!(all_entries(&store), commands(1, 1, 300));
     }

@@ -4,7 +4,10 @@
 //! Records of a batch are encoded into `pending` and written to the file with one `pwrite`
 //! before they are published; readers see them through the (read-only) map of the same page
 //! cache. Offsets within the file: `SEGMENT_HEADER_BYTES ≤ durable_offset ≤ written_offset ≤
-//! end_offset() ≤ file size`. Bytes before `durable_offset` are known to be on disk.
+//! end_offset() ≤ file size`. Bytes before `durable_offset` are known to be on disk, and every
+//! record is stamped with `durable_offset` as it stands when the record is encoded (its durable
+//! watermark, `record.rs`). `durable_offset` only grows, and only once a sync that covered it
+//! has returned, so a stamp never claims more than was on disk when the record was written.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -26,7 +29,8 @@ pub(crate) struct ActiveSegment {
     pub entry_count: u64,
     /// Bytes before this are in the file (the page cache, at least).
     pub written_offset: u64,
-    pub durable_offset: u64,
+    /// Bytes before this are on disk. Always a record boundary. Only `mark_durable` moves it.
+    durable_offset: u64,
     /// Encoded records not yet written to the file; they follow `written_offset`.
     pending: Vec<u8>,
 }
@@ -78,9 +82,31 @@ impl ActiveSegment {
         let buffer_start = self.pending.len();
         self.pending
             .resize(buffer_start + encoded_bytes as usize, 0);
-        record::encode(&mut self.pending[buffer_start..], self.crc_seed, entry);
+        let watermark = u32::try_from(self.durable_offset).expect("segments are under 4 GiB");
+        record::encode(
+            &mut self.pending[buffer_start..],
+            self.crc_seed,
+            entry,
+            watermark,
+        );
         self.entry_count += 1;
         u32::try_from(start).expect("segments are under 4 GiB")
+    }
+
+    /// Bytes before this are known to be on disk.
+    pub(crate) fn durable_offset(&self) -> u64 {
+        self.durable_offset
+    }
+
+    /// Records that a sync which started after `offset` was written has returned: bytes
+    /// before `offset` are on disk. Never moves backwards.
+    pub(crate) fn mark_durable(&mut self, offset: u64) {
+        assert!(
+            offset <= self.written_offset,
+            "durable offset {offset} past the written offset {}",
+            self.written_offset
+        );
+        self.durable_offset = self.durable_offset.max(offset);
     }
 
     /// Writes the pending records to the file, so they can be published.

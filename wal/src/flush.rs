@@ -139,7 +139,7 @@ impl Wal {
             self.durable_index = self.durable_index.max(ticket.index);
             if let Some(active) = self.active.as_mut() {
                 if active.first_index == ticket.segment_first_index {
-                    active.durable_offset = active.durable_offset.max(ticket.end_offset);
+                    active.mark_durable(ticket.end_offset);
                 }
             }
         }
@@ -167,7 +167,7 @@ impl Wal {
     pub(crate) fn sync_active(&mut self) -> Result<()> {
         if let Some(active) = self.active.as_mut() {
             self.io.fdatasync(&active.file, &active.path)?;
-            active.durable_offset = active.written_offset;
+            active.mark_durable(active.written_offset);
         }
         self.durable_index = self.last_index();
         Ok(())

@@ -9,9 +9,12 @@
 //! appending (group commit), and [`Wal::finish_flush`] reports the new durable index.
 //!
 //! The promises:
-//! - An entry reported durable survives any crash; recovery keeps exactly a prefix of what
-//!   was written, and refuses (naming file and byte offset) rather than silently drop an
-//!   entry that may have been committed.
+//! - An entry reported durable survives any crash, power loss included (pages written back
+//!   out of order); recovery keeps exactly a prefix of what was written. Damage to bytes the
+//!   log can prove were flushed (a sealed segment; bytes below a later record's durable
+//!   watermark, `record.rs`) refuses to open, naming file and byte offset, rather than drop
+//!   an entry that may have been committed. Damage past that proof is cut as a torn tail and
+//!   reported; `recovery.rs` has the rule and its one blind spot.
 //! - Payload slices stay valid and unchanged while held, across truncation and compaction:
 //!   bytes a reader can see are never rewritten; files are renamed or unlinked instead, and
 //!   a compacted file is reused only once no slice of it exists.

@@ -94,6 +94,14 @@ impl LogState {
         self.terms.term_at(index)
     }
 
+    /// The first entry held with `term`, if the log holds any.
+    pub(crate) fn first_index_of_term(&self, term: u64) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
+        self.terms.first_index_of(term)
+    }
+
     /// Where entry `index` is, or `None` if the log does not hold it.
     pub(crate) fn locate(&self, index: u64) -> Option<Location> {
         if index < self.first_index || index > self.last_index {

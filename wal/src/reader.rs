@@ -104,6 +104,13 @@ impl WalReader {
         Ok(state.term_at(index))
     }
 
+    /// The first entry the log holds with `term`, if any (see `Wal::first_index_of_term`).
+    pub fn first_index_of_term(&self, term: u64) -> Result<Option<u64>> {
+        let state = self.shared.read();
+        state.check_poisoned()?;
+        Ok(state.first_index_of_term(term))
+    }
+
     /// The index of the oldest entry held (for an empty log, `last_index() + 1`).
     pub fn first_index(&self) -> u64 {
         self.shared.read().first_index

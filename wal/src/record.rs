@@ -1,12 +1,12 @@
 //! The on-disk record: one log entry, self-describing and checksummed.
 //!
 //! ```text
-//!  byte 0        4        8                16               24     25          32
-//!       +--------+--------+----------------+----------------+------+-----------+
-//!       | payload| crc32c | index          | term           | kind | reserved  |
-//!       | _bytes |        | (u64 LE)       | (u64 LE)       | (u8) | (7 zeros) |
-//!       | u32 LE | u32 LE |                |                |      |           |
-//!       +--------+--------+----------------+----------------+------+-----------+
+//!  byte 0        4        8                16               24     25       28          32
+//!       +--------+--------+----------------+----------------+------+--------+-----------+
+//!       | payload| crc32c | index          | term           | kind |reserved| durable_  |
+//!       | _bytes |        | (u64 LE)       | (u64 LE)       | (u8) |(3 zero | watermark |
+//!       | u32 LE | u32 LE |                |                |      | bytes) | u32 LE    |
+//!       +--------+--------+----------------+----------------+------+--------+-----------+
 //!  byte 32: payload (payload_bytes bytes), then zeros up to the next multiple of 8
 //! ```
 //!
@@ -14,7 +14,16 @@
 //! 8..32 + payload_bytes: the whole header except the CRC field itself, and the payload. The
 //! header is covered so a flipped bit in `index` or `payload_bytes` cannot pass; the salt is
 //! covered so bytes that merely look like a record (say, a payload that embeds a record from
-//! another log) never validate in this segment. Padding is not covered: it carries nothing.
+//! another log, or a recycled segment's old records) never validate in this segment. Padding
+//! is not covered: it carries nothing.
+//!
+//! `durable_watermark` is the segment-local byte offset through which the segment was known
+//! durable when the record was written: the end of the last flush that had completed (or the
+//! end of what recovery kept, or the segment header for a new segment). Every record carries
+//! it; it costs no I/O, since the writer knows it when it encodes the batch. Within a segment
+//! it never decreases and never exceeds the record's own offset. Recovery uses it to tell a
+//! power loss from corruption (`recovery.rs`): a valid record whose watermark lies past a bad
+//! record proves the bad record had been flushed.
 //!
 //! Records start at 8-byte-aligned offsets, which keeps the header fields aligned and lets
 //! recovery probe for records at aligned positions only.
@@ -39,8 +48,9 @@ pub(crate) fn crc_seed(salt: u64) -> u32 {
     crc32c::crc32c(&salt.to_le_bytes())
 }
 
-/// Writes `entry` as a record into `dst`, which is exactly `encoded_record_bytes` long.
-pub(crate) fn encode(dst: &mut [u8], seed: u32, entry: &NewEntry<'_>) {
+/// Writes `entry` as a record into `dst`, which is exactly `encoded_record_bytes` long,
+/// stamped with the segment's `durable_watermark` at the time of writing.
+pub(crate) fn encode(dst: &mut [u8], seed: u32, entry: &NewEntry<'_>, durable_watermark: u32) {
     let payload_bytes = entry.payload.len();
     assert_eq!(
         dst.len(),
@@ -53,7 +63,8 @@ pub(crate) fn encode(dst: &mut [u8], seed: u32, entry: &NewEntry<'_>) {
     dst[8..16].copy_from_slice(&entry.index.to_le_bytes());
     dst[16..24].copy_from_slice(&entry.term.to_le_bytes());
     dst[24] = entry.kind;
-    dst[25..HEADER_BYTES].fill(0);
+    dst[25..28].fill(0);
+    dst[28..HEADER_BYTES].copy_from_slice(&durable_watermark.to_le_bytes());
     let payload_end = HEADER_BYTES + payload_bytes;
     dst[HEADER_BYTES..payload_end].copy_from_slice(entry.payload);
     dst[payload_end..].fill(0);
@@ -73,6 +84,8 @@ pub(crate) struct Decoded {
     pub index: u64,
     pub term: u64,
     pub kind: u8,
+    /// The segment offset through which the segment was durable when this was written.
+    pub durable_watermark: u32,
     pub payload_bytes: usize,
     /// Header, payload and padding: where the next record starts.
     pub encoded_bytes: usize,
@@ -144,7 +157,7 @@ pub(crate) fn decode(bytes: &[u8], seed: u32, expected_index: u64) -> Result<Dec
             bytes_left,
         });
     }
-    if bytes[25..HEADER_BYTES].iter().any(|&b| b != 0) {
+    if bytes[25..28].iter().any(|&b| b != 0) {
         return Err(Invalid::Reserved);
     }
     let payload_end = HEADER_BYTES + payload_bytes as usize;
@@ -163,20 +176,21 @@ pub(crate) fn decode(bytes: &[u8], seed: u32, expected_index: u64) -> Result<Dec
         index,
         term: u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")),
         kind: bytes[24],
+        durable_watermark: u32::from_le_bytes(bytes[28..32].try_into().expect("4 bytes")),
         payload_bytes: payload_bytes as usize,
         encoded_bytes: encoded_record_bytes(payload_bytes as usize).min(bytes.len()),
     })
 }
 
-/// True if `bytes` start with a checksum-valid record whose index is at least `index_min`:
-/// the test recovery uses to tell a torn tail from corruption followed by good data.
+/// The record at the start of `bytes` if it is checksum-valid under `seed` and its index is
+/// at least `index_min`, whatever index it has: how recovery finds records past a bad one.
 /// Cheap fields are checked first, so probing every aligned offset of a segment is fast.
-pub(crate) fn looks_valid(bytes: &[u8], seed: u32, index_min: u64) -> Option<u64> {
+pub(crate) fn looks_valid(bytes: &[u8], seed: u32, index_min: u64) -> Option<Decoded> {
     let (payload_bytes, index) = peek(bytes)?;
     if index < index_min || payload_bytes as usize > bytes.len() - HEADER_BYTES {
         return None;
     }
-    decode(bytes, seed, index).ok().map(|record| record.index)
+    decode(bytes, seed, index).ok()
 }
 
 #[cfg(test)]
@@ -191,7 +205,7 @@ mod tests {
             kind: 3,
             payload,
         };
-        encode(&mut buf, seed, &entry);
+        encode(&mut buf, seed, &entry, 4096 + index as u32);
         buf
     }
 
@@ -204,6 +218,7 @@ mod tests {
             assert_eq!(buf.len() % ALIGN_BYTES, 0);
             let record = decode(&buf, seed, 9).unwrap();
             assert_eq!((record.index, record.term, record.kind), (9, 7, 3));
+            assert_eq!(record.durable_watermark, 4096 + 9);
             assert_eq!(record.payload_bytes, payload_bytes);
             assert_eq!(record.encoded_bytes, buf.len());
         }
@@ -236,7 +251,7 @@ mod tests {
             decode(&buf[..20], crc_seed(1), 5),
             Err(Invalid::NoRoom { .. })
         ));
-        assert_eq!(looks_valid(&buf, crc_seed(1), 5), Some(5));
+        assert_eq!(looks_valid(&buf, crc_seed(1), 5).map(|r| r.index), Some(5));
         assert_eq!(looks_valid(&buf, crc_seed(1), 6), None);
     }
 }

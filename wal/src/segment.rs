@@ -40,7 +40,8 @@ use crate::record;
 /// Bytes in a segment header; the first record starts here.
 pub const SEGMENT_HEADER_BYTES: u64 = 32;
 const MAGIC: &[u8; 8] = b"RLOGWAL\0";
-const VERSION: u32 = 1;
+/// 2: records carry a durable watermark (`record.rs`). Version 1 files are refused.
+const VERSION: u32 = 2;
 
 /// A segment's memory map. Bytes in it are written at most once (see the module doc).
 #[derive(Debug)]

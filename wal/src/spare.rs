@@ -9,7 +9,10 @@
 //!   harmless: each segment has its own salt and a record is only valid under its segment's
 //!   salt. A compacting log in its steady state writes no zeros at all.
 //! - **Zero-filling.** With no spare ready, a background thread writes zeros over a new file,
-//!   so the writer does not stall on 64 MiB of zeros at a roll.
+//!   so the writer does not stall on 64 MiB of zeros at a roll. The writer never waits for
+//!   it either: a roll that finds the fill still running makes its segment inline (only
+//!   fallocate'd) and leaves the fill to finish for the next roll. That matters most for a
+//!   new log, whose first append would otherwise wait for the fill that `Wal::open` started.
 //!
 //! At most `SPARES_MAX` spares are kept, and a zero-fill only starts when none is ready. A spare that fails (ENOSPC, say) is
 //! not an error of the log, since nothing in it is data: the roll then makes its segment
@@ -89,11 +92,15 @@ impl Spare {
         self.pending = Some(Pending { cancel, thread });
     }
 
-    /// A spare, waiting for the zero-fill if one is under way; `None` if spares are off or
-    /// the zero-fill failed. The caller renames it away and then calls `start`.
+    /// A spare if one is ready, including a zero-fill that has just finished; `None` if spares
+    /// are off, the fill is still running (it goes on, for the next roll) or failed. The
+    /// caller renames it away and then calls `start`.
     pub(crate) fn take(&mut self) -> Option<SpareFile> {
         if let Some(spare) = self.ready.pop() {
             return Some(spare);
+        }
+        if !self.pending.as_ref()?.thread.is_finished() {
+            return None;
         }
         let pending = self.pending.take()?;
         pending.thread.join().ok().and_then(Result::ok).flatten()

@@ -31,6 +31,13 @@ impl TermRuns {
         runs_before.checked_sub(1).map(|i| self.runs[i].1)
     }
 
+    /// The first entry held with `term`, if any. Terms never decrease, so each term is at most
+    /// one run, and the runs are sorted by term too: a binary search.
+    pub(crate) fn first_index_of(&self, term: u64) -> Option<u64> {
+        let run = self.runs.binary_search_by_key(&term, |&(_, t)| t).ok()?;
+        Some(self.runs[run].0)
+    }
+
     /// The term of the newest entry, or 0 for an empty log.
     pub(crate) fn last_term(&self) -> u64 {
         self.runs.last().map_or(0, |&(_, term)| term)
@@ -71,6 +78,12 @@ mod tests {
             assert_eq!(runs.term_at(i as u64 + 10), Some(term));
         }
         assert_eq!(runs.term_at(9), None);
+        let firsts = [1, 2, 5, 6].map(|term| runs.first_index_of(term));
+        assert_eq!(firsts, [Some(10), Some(13), Some(15), Some(19)]);
+        assert_eq!(
+            (runs.first_index_of(3), runs.first_index_of(7)),
+            (None, None)
+        );
         runs.truncate_from(15);
         assert_eq!(runs.last_term(), 2);
         runs.compact_below(14);

@@ -133,6 +133,14 @@ impl Wal {
         self.shared.read().term_at(index)
     }
 
+    /// The first entry the log holds with `term`, if it holds any: terms never decrease, so
+    /// that entry starts the only run of `term`. Answered from the in-memory term runs, in
+    /// O(log runs), for Raft's conflict hint (the follower's "first index of the conflicting
+    /// term", §5.3). After compaction it is at least `first_index()`.
+    pub fn first_index_of_term(&self, term: u64) -> Option<u64> {
+        self.shared.read().first_index_of_term(term)
+    }
+
     /// Appends a batch, writing it into the active segment (rolling to a new segment when it
     /// fills). Not durable until a flush covering it returns.
     ///
@@ -354,7 +362,7 @@ impl Wal {
         let active = self.active.as_ref()?;
         Some((
             active.path.clone(),
-            active.durable_offset,
+            active.durable_offset(),
             active.written_offset,
         ))
     }

@@ -32,6 +32,9 @@ fn append_flush_reopen_round_trip_across_many_segments() {
         (Some(1), Some(2), Some(5))
     );
     assert_eq!((wal.term_at(0), wal.term_at(101)), (None, None));
+    let firsts = [1, 2, 3, 5].map(|term| wal.first_index_of_term(term));
+    assert_eq!(firsts, [Some(1), Some(41), None, Some(42)]);
+    assert_eq!(wal.reader().first_index_of_term(5).unwrap(), Some(42));
     assert_log(&wal.reader(), &written);
     assert!(segment_files(dir.path()).len() >= 4, "small segments roll");
     drop(wal);

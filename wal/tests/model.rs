@@ -2,17 +2,19 @@
 //! reopen / crash, checked after every step against a plain `Vec` of entries.
 //!
 //! A "crash" drops the `Wal` without flushing and then destroys what a power loss may take:
-//! from a random byte at or after the durable point of the active segment, the rest of what
-//! was written becomes zeros or random garbage. Recovery must then keep a prefix of what was
-//! written that still contains every entry reported durable.
+//! the kernel writes dirty pages back in any order, so any subset of the units (64-byte
+//! pieces, 512-byte sectors or 4 KiB pages) written after the active segment's durable point
+//! may be lost, each reading back as zeros, random garbage, or a recycled file's stale
+//! records (another segment's bytes, under another salt). Recovery must then open and keep a
+//! prefix of what was written that still contains every entry reported durable.
 //!
 //! Each sequence derives everything from its seed; a failure prints the seed, and
 //! `WAL_MODEL_SEED=<seed>` replays just that one.
 
 mod common;
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
+use std::fs;
+use std::path::Path;
 
 use common::*;
 use raftlog_wal::{FlushJob, Options, Wal};
@@ -187,27 +189,61 @@ impl Run {
         self.open_and_adopt(false);
     }
 
-    /// Drops the WAL and destroys a random suffix of what is not yet durable.
+    /// Drops the WAL and destroys a random subset of what is not yet durable (module doc).
     fn crash(&mut self) {
         let unflushed = self.wal().unflushed_bytes();
         self.job = None;
         self.wal = None;
-        if let Some((path, durable_offset, write_offset)) = unflushed {
-            let from = self.rng.gen_range(durable_offset..=write_offset);
-            let garbage: Vec<u8> = match self.rng.gen_bool(0.5) {
-                true => vec![0; (write_offset - from) as usize],
-                false => (from..write_offset).map(|_| self.rng.gen()).collect(),
-            };
-            self.log.push(format!(
-                "crash, destroying {from}..{write_offset} of {}",
-                path.display()
-            ));
-            let file = OpenOptions::new().write(true).open(&path).unwrap();
-            file.write_all_at(&garbage, from).unwrap();
-        } else {
-            self.log.push("crash".into());
+        match unflushed {
+            Some((path, durable_offset, written_offset)) if durable_offset < written_offset => {
+                let lost = self.lose_units(&path, durable_offset, written_offset);
+                self.log.push(format!(
+                    "crash, losing {lost:?} of {durable_offset}..{written_offset} of {}",
+                    path.display()
+                ));
+            }
+            _ => self.log.push("crash".into()),
         }
         self.open_and_adopt(true);
+    }
+
+    /// Overwrites a random subset of the units of `start..end` in the file at `path` with
+    /// what a lost page reads as; returns the lost units as `(start, end, fill)`.
+    fn lose_units(&mut self, path: &Path, start: u64, end: u64) -> Vec<(u64, u64, &'static str)> {
+        let unit_bytes = [64, 512, 4096][self.rng.gen_range(0..3)];
+        let lost_probability = [0.1, 0.5, 0.9, 1.0][self.rng.gen_range(0..4)];
+        let stale = segment_files(self.dir.path())
+            .into_iter()
+            .find(|other| other != path)
+            .map(|other| fs::read(other).unwrap());
+        let mut bytes = fs::read(path).unwrap();
+        let mut lost = Vec::new();
+        let mut unit_start = start / unit_bytes * unit_bytes;
+        while unit_start < end {
+            let (from, to) = (unit_start.max(start), (unit_start + unit_bytes).min(end));
+            unit_start += unit_bytes;
+            if !self.rng.gen_bool(lost_probability) {
+                continue;
+            }
+            let range = from as usize..to as usize;
+            let fill = match (self.rng.gen_range(0..3), &stale) {
+                (0, Some(stale)) if stale.len() >= to as usize => {
+                    bytes[range].copy_from_slice(&stale[from as usize..to as usize]);
+                    "stale"
+                }
+                (1, _) => {
+                    self.rng.fill(&mut bytes[range]);
+                    "garbage"
+                }
+                _ => {
+                    bytes[range].fill(0);
+                    "zeros"
+                }
+            };
+            lost.push((from, to, fill));
+        }
+        fs::write(path, bytes).unwrap();
+        lost
     }
 
     /// Opens the WAL and checks it holds a prefix of the model with every durable entry; the
@@ -276,6 +312,13 @@ impl Run {
         );
         if let Some(entry) = self.model.entries.get(self.model.entries.len() / 2) {
             assert_eq!(wal.term_at(entry.index), Some(entry.term));
+            let first_of_term = self.model.entries.iter().find(|e| e.term == entry.term);
+            assert_eq!(
+                wal.first_index_of_term(entry.term),
+                first_of_term.map(|e| e.index),
+                "first_index_of_term({})",
+                entry.term
+            );
             let stored = wal
                 .reader()
                 .read(entry.index)

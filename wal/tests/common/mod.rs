@@ -118,3 +118,12 @@ pub fn scratch_dir() -> tempfile::TempDir {
         None => tempfile::tempdir().expect("a scratch dir"),
     }
 }
+
+/// A fresh scratch directory holding copies of `from`'s segment files.
+pub fn copy_segments(from: &Path) -> tempfile::TempDir {
+    let to = scratch_dir();
+    for file in segment_files(from) {
+        std::fs::copy(&file, to.path().join(file.file_name().unwrap())).unwrap();
+    }
+    to
+}
