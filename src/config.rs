@@ -571,6 +571,108 @@ impl NodeFileConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+
+    /// This config with `overrides` applied and validated again: each is `KEY=VALUE`, the
+    /// key dotted as in the file (`limits.long_poll_ms_max`) and the value in TOML syntax
+    /// (`200`, `true`, `0.1`). Only the tuning keys can be changed ([`OVERRIDABLE_KEYS`]),
+    /// never a node's identity, addresses or members. `origin` names the overrides in
+    /// errors (e.g. `raftlog dev --set`).
+    pub fn with_overrides(&self, overrides: &[String], origin: &str) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut document = toml::Table::try_from(self).map_err(|error| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: error.to_string(),
+        })?;
+        let mut problems = Problems::default();
+        for assignment in overrides {
+            if let Err(problem) = set_key(&mut document, assignment) {
+                problems.push(format!("{assignment:?}: {problem}"));
+            }
+        }
+        let invalid = |problems: Vec<String>| ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems,
+        };
+        problems.into_result().map_err(invalid)?;
+        let config: NodeFileConfig =
+            document
+                .try_into()
+                .map_err(|error: toml::de::Error| ConfigError::Parse {
+                    origin: origin.to_string(),
+                    message: error.to_string().trim_end().to_string(),
+                })?;
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+}
+
+/// The keys that [`NodeFileConfig::with_overrides`] may change: these whole sections, and
+/// these top-level keys.
+pub const OVERRIDABLE_KEYS: [&str; 7] = [
+    "request_timeout_ms",
+    "http.workers",
+    "raft.*",
+    "replication.*",
+    "batching.*",
+    "wal.*",
+    "limits.*",
+];
+
+/// Sets one `key=value` in a config document, or says why it cannot.
+fn set_key(document: &mut toml::Table, assignment: &str) -> Result<(), String> {
+    let Some((key, value)) = assignment.split_once('=') else {
+        return Err("an override is KEY=VALUE, e.g. limits.long_poll_ms_max=200".to_string());
+    };
+    let key = key.trim();
+    let overridable = OVERRIDABLE_KEYS
+        .iter()
+        .any(|allowed| match allowed.strip_suffix('*') {
+            Some(section) => key
+                .strip_prefix(section)
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains('.')),
+            None => key == *allowed,
+        });
+    if !overridable {
+        return Err(format!(
+            "{key} cannot be overridden; the keys that can are {}",
+            OVERRIDABLE_KEYS.join(", ")
+        ));
+    }
+    let value = value.trim();
+    let parsed: toml::Table = toml::from_str(&format!("value = {value}"))
+        .map_err(|_| format!("{value} is not a TOML value (a number, true/false, \"text\")"))?;
+    let value = parsed["value"].clone();
+    let mut table = document;
+    let mut path: Vec<&str> = key.split('.').collect();
+    let last = path.pop().expect("split gives at least one piece");
+    for section in path {
+        table = table
+            .get_mut(section)
+            .and_then(toml::Value::as_table_mut)
+            .ok_or_else(|| format!("there is no [{section}] section"))?;
+    }
+    let Some(old) = table.get(last) else {
+        return Err(format!("{key} is not a config key"));
+    };
+    let value = match (old, value) {
+        (toml::Value::Float(_), toml::Value::Integer(whole)) => toml::Value::Float(whole as f64),
+        (old, value) if old.type_str() != value.type_str() => {
+            let a = |kind: &str| {
+                let vowel = kind.starts_with(['a', 'e', 'i', 'o', 'u']);
+                format!("{} {kind}", if vowel { "an" } else { "a" })
+            };
+            return Err(format!(
+                "{key} takes {}, not {}",
+                a(old.type_str()),
+                a(value.type_str())
+            ));
+        }
+        (_, value) => value,
+    };
+    table.insert(last.to_string(), value);
+    Ok(())
 }
 
 impl RaftConfig {
@@ -1031,6 +1133,59 @@ mod tests {
             text.starts_with("node.toml has 7 problems:\n  - "),
             "{text}"
         );
+    }
+
+    #[test]
+    fn overrides_change_tuning_keys_and_are_validated() {
+        let config = minimal();
+        let overrides = [
+            "limits.long_poll_ms_max=200",
+            " raft.lease_reads = false ",
+            "request_timeout_ms=900",
+        ]
+        .map(str::to_string);
+        let changed = config.with_overrides(&overrides, "--set").unwrap();
+        assert_eq!(changed.limits.long_poll_ms_max, 200);
+        assert!(!changed.raft.lease_reads);
+        assert_eq!(changed.request_timeout_ms, 900);
+        assert_eq!(
+            (&changed.members, &changed.id),
+            (&config.members, &config.id)
+        );
+
+        for (bad, words) in [
+            ("id=2", "id cannot be overridden"),
+            ("data_dir=\"elsewhere\"", "data_dir cannot be overridden"),
+            (
+                "http.listen=\"127.0.0.1:1\"",
+                "http.listen cannot be overridden",
+            ),
+            ("limits.long_poll_ms_max", "KEY=VALUE"),
+            ("limits.long_poll_ms_max=soon", "not a TOML value"),
+            ("limits.long_poll_ms_max=0", "limits.long_poll_ms_max is 0"),
+            (
+                "limits.long_poll_ms_maxx=1",
+                "limits.long_poll_ms_maxx is not a config key",
+            ),
+            (
+                "limits.long_poll_ms_max=\"1\"",
+                "takes an integer, not a string",
+            ),
+            ("raft.clock_drift_max=1", "raft.clock_drift_max (1)"),
+        ] {
+            let error = config
+                .with_overrides(&[bad.to_string()], "--set")
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("--set"), "{bad}: {error}");
+            assert!(error.contains(words), "{bad}: {error}");
+        }
+        let two = ["id=2", "limits.nonsense=1"].map(str::to_string);
+        let error = config
+            .with_overrides(&two, "--set")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("has 2 problems"), "{error}");
     }
 
     #[test]

@@ -170,6 +170,7 @@ pub fn start_node(file: &NodeFileConfig) -> Result<RunningNode, String> {
 /// Stops a node cleanly: no new HTTP requests, those in progress finish (or are closed after
 /// the grace period), everything appended is flushed, then the actors and the transport stop.
 pub async fn stop_node(running: RunningNode) {
+    running.node.release_waiters();
     running.http.stop(true).await;
     match running.node.drain().await {
         Some(durable) => tracing::info!(node = running.id.0, %durable, "log flushed"),
@@ -180,7 +181,13 @@ pub async fn stop_node(running: RunningNode) {
     }
     running.node.stop();
     running.transport.shutdown().await;
+    // Wait for the WAL's thread to end: only then is the WAL closed and its directory lock
+    // released, so the same data directory can be opened again at once.
     running.wal_arbiter.stop();
+    let joined = tokio::task::spawn_blocking(move || running.wal_arbiter.join()).await;
+    if !matches!(joined, Ok(Ok(()))) {
+        tracing::warn!(node = running.id.0, "the WAL thread did not end cleanly");
+    }
 }
 
 /// Makes any panic stop the process: a node whose invariant broke must not keep serving.

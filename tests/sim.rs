@@ -74,8 +74,7 @@ fn replay() {
 }
 
 /// The first seed in `0..seeds_max` whose run fails, with its report.
-fn first_failure(make: impl Fn(u64) -> SimRun) -> Option<(u64, String)> {
-    let seeds_max = 300;
+fn first_failure(seeds_max: u64, make: impl Fn(u64) -> SimRun) -> Option<(u64, String)> {
     (0..seeds_max).find_map(|seed| sim::run(make(seed)).err().map(|f| (seed, f.to_string())))
 }
 
@@ -84,7 +83,7 @@ fn first_failure(make: impl Fn(u64) -> SimRun) -> Option<(u64, String)> {
 /// must notice within a bounded number of seeds.
 #[test]
 fn catches_a_broken_up_to_date_check() {
-    let found = first_failure(|seed| {
+    let found = first_failure(300, |seed| {
         let mut run = SimRun::new(3, seed);
         run.overrides.skip_up_to_date_check = true;
         run
@@ -95,6 +94,43 @@ fn catches_a_broken_up_to_date_check() {
 
 // The current-term commit rule's teeth are in `sim_scenarios.rs`: Figure 8 needs a precise
 // choreography that random faults reach too rarely to make a bounded test.
+
+/// The lease's teeth: clocks drifting far beyond the bound the lease assumes (±40% per clock
+/// against `clock_drift_max` 5%) let a new leader be elected while the old one still trusts
+/// its lease; the checkers must catch the stale lease read that follows.
+#[test]
+fn catches_stale_lease_reads_when_drift_exceeds_the_bound() {
+    let found = first_failure(500, |seed| {
+        let mut run = SimRun::new(3, seed);
+        run.clock_drift_ppm_max = 400_000;
+        run.nemesis = Some(sim::nemesis::NemesisConfig::aggressive());
+        run
+    });
+    let (seed, report) = found.expect("drift beyond the bound went unnoticed for 500 seeds");
+    assert!(
+        report.contains("real-time") || report.contains("linearizab"),
+        "seed {seed}: {report}"
+    );
+    eprintln!("drift beyond the bound caught at seed {seed}:\n{report}");
+}
+
+/// The lease's teeth: followers that vote while they still hear from a live leader let a new
+/// leader be elected inside the old one's lease.
+#[test]
+fn catches_stale_lease_reads_without_vote_withholding() {
+    let found = first_failure(500, |seed| {
+        let mut run = SimRun::new(3, seed);
+        run.overrides.skip_vote_withholding = true;
+        run.nemesis = Some(sim::nemesis::NemesisConfig::aggressive());
+        run
+    });
+    let (seed, report) = found.expect("voting inside a lease went unnoticed for 500 seeds");
+    assert!(
+        report.contains("real-time") || report.contains("linearizab"),
+        "seed {seed}: {report}"
+    );
+    eprintln!("vote withholding off caught at seed {seed}:\n{report}");
+}
 
 /// A seed replays exactly: the same run twice records the same history.
 #[test]

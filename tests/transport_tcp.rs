@@ -168,7 +168,8 @@ async fn two_nodes_exchange_messages_both_ways_in_order() {
     assert_eq!(n1.recv_rounds(500).await, from_2);
     let stats = n1.transport.stats();
     assert_eq!((stats.messages_sent, stats.messages_received), (500, 500));
-    assert_eq!((stats.dials_accepted, stats.handshakes_accepted), (1, 1));
+    // Two connections each way: one per lane (replication, and everything else).
+    assert_eq!((stats.dials_accepted, stats.handshakes_accepted), (2, 2));
     n1.transport.shutdown().await;
     n2.transport.shutdown().await;
 }
@@ -281,6 +282,7 @@ fn hello(from: u64, to: u64) -> Hello {
         cluster_id: "alpha".into(),
         from: NodeId(from),
         to: NodeId(to),
+        lane: frame::Lane::Control,
     }
 }
 

@@ -1,11 +1,12 @@
 //! `raftlog dev`: a local cluster in one command. Its nodes run in this process with the
 //! configs of `config::dev_configs` (HTTP from `--base-port`, peers 1000 above, data under
-//! `--data`, kept between runs), until Ctrl-C.
+//! `--data`, kept between runs), changed by any `--set KEY=VALUE`, until Ctrl-C.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 
 use super::exit::CliError;
@@ -23,12 +24,31 @@ pub struct DevArgs {
     /// Node N serves HTTP on BASE_PORT + N - 1 and peers on 1000 above that.
     #[arg(long, default_value_t = 7001)]
     pub base_port: u16,
+    /// Change a setting of every node: KEY=VALUE with the key as in a config file and the
+    /// value in TOML syntax, e.g. `--set limits.long_poll_ms_max=500`. Repeatable. Only the
+    /// tuning keys (request_timeout_ms, http.workers, raft.*, replication.*, batching.*,
+    /// wal.*, limits.*) can be set.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
+/// Runs the cluster until Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs, stdout: &mut dyn Write) -> Result<(), CliError> {
-    let configs = dev_configs(args.nodes, &args.data, args.base_port)?;
+    run_until(args, stdout, shutdown_signal().boxed_local()).await
+}
+
+/// Runs the cluster until `shutdown` resolves, then stops it cleanly.
+pub async fn run_until(
+    args: DevArgs,
+    stdout: &mut dyn Write,
+    shutdown: LocalBoxFuture<'static, ()>,
+) -> Result<(), CliError> {
+    let configs = dev_configs(args.nodes, &args.data, args.base_port)?
+        .into_iter()
+        .map(|config| config.with_overrides(&args.set, "raftlog dev --set"))
+        .collect::<Result<Vec<_>, _>>()?;
     write_banner(&configs, &args.data, stdout)?;
-    run_nodes(configs, shutdown_signal().boxed_local()).await
+    run_nodes(configs, shutdown).await
 }
 
 /// What the user sees first: where each node is, and commands to try.

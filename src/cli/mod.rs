@@ -88,6 +88,11 @@ pub fn run_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     init_logging();
+    if matches!(cli.command, Command::Dev(_) | Command::Serve(_)) {
+        // A node whose invariant broke must not keep serving. (Set here, for the process,
+        // and not by the node runtime, which tests also run.)
+        crate::runtime::abort_on_panic();
+    }
     let system = actix_rt::System::new();
     let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
     let outcome = system.block_on(run(cli.command, &mut stdin.lock(), &mut stdout.lock()));

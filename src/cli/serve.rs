@@ -60,12 +60,12 @@ pub async fn shutdown_signal() {
 
 /// Runs the nodes of `configs` (validated) in this process until `shutdown` resolves, then
 /// stops them cleanly: stop accepting HTTP requests, finish or fail those in progress, flush
-/// the WAL, and return `Ok` (exit 0). `serve` passes one config, `dev` several.
+/// the WAL, and return `Ok` (exit 0). `serve` passes one config, `dev` several. (The
+/// process's panic policy, abort, is `cli::run_from`'s to set.)
 pub async fn run_nodes(
     configs: Vec<NodeFileConfig>,
     shutdown: LocalBoxFuture<'static, ()>,
 ) -> Result<(), CliError> {
-    runtime::abort_on_panic();
     let mut running = Vec::new();
     for config in &configs {
         match runtime::start_node(config) {

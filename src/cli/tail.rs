@@ -49,6 +49,9 @@ pub async fn run(args: TailArgs, stdout: &mut dyn Write) -> Result<(), CliError>
         }
     };
     let mut remaining = args.limit.unwrap_or(u64::MAX);
+    if remaining == 0 {
+        return Ok(());
+    }
     let path = format!("/v1/streams/{}/tail?from={next}", args.stream);
     loop {
         let resume = next

@@ -197,6 +197,8 @@ async fn tail_starts_at_the_end_unless_given_from() {
     .await
     .unwrap();
     assert_eq!(from_start, "0\tbefore\n");
+    let nothing = raftlog(&["tail", "s", "--limit", "0", "--url", &node.url], "").await;
+    assert_eq!(nothing.unwrap(), "");
 
     let url = node.url.clone();
     let args = ["tail", "s", "--limit", "2", "--url", &url];
@@ -338,24 +340,131 @@ async fn serve_lists_every_config_problem_and_exits_2() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[actix_rt::test]
-async fn dev_prints_the_urls_and_a_curl_line_then_runs_the_nodes() {
-    let mut printed = Vec::new();
-    let args = super::dev::DevArgs {
-        nodes: 3,
-        data: "./data/dev".into(),
-        base_port: 7001,
-    };
-    let outcome = super::dev::run(args, &mut printed).await;
-    let printed = String::from_utf8(printed).unwrap();
-    for line in [
-        "node 1  http://127.0.0.1:7001",
-        "node 3  http://127.0.0.1:7003",
-        "curl -s -X POST http://127.0.0.1:7001/v1/streams/demo/records",
-    ] {
-        assert!(printed.contains(line), "{printed}");
+/// A base port for a `raftlog dev` of `nodes` nodes whose HTTP and peer ports (1000 above)
+/// were all free a moment ago.
+fn free_dev_base_port(nodes: u16) -> u16 {
+    let offset = crate::config::DEV_PEER_PORT_OFFSET;
+    for _ in 0..100 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if u32::from(base) + u32::from(offset) + u32::from(nodes) > 65_535 {
+            continue;
+        }
+        let ports = (0..nodes).flat_map(|n| [base + n, base + n + offset]);
+        let held: Result<Vec<_>, _> = ports
+            .map(|port| std::net::TcpListener::bind(("127.0.0.1", port)))
+            .collect();
+        if held.is_ok() {
+            return base;
+        }
     }
-    // Until the node runtime is wired, running the nodes is refused with exit 1.
-    let error = assert_exit(outcome.map(|()| String::new()), 1);
-    assert!(error.to_string().contains("not wired"), "{error}");
+    panic!("no free ports for a dev cluster");
+}
+
+#[actix_rt::test]
+async fn dev_runs_a_cluster_the_client_verbs_use_stops_cleanly_and_keeps_its_data() {
+    let data = std::env::temp_dir().join(format!("raftlog-cli-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let base_port = free_dev_base_port(3);
+    let url = format!("http://127.0.0.1:{base_port}");
+    let args = || super::dev::DevArgs {
+        nodes: 3,
+        data: data.clone(),
+        base_port,
+        set: vec!["limits.long_poll_ms_max=200".to_string()],
+    };
+    // Runs `raftlog dev` until `session` is done, then stops it as Ctrl-C would; returns
+    // what dev printed and what the session returned.
+    async fn with_dev<T>(
+        args: super::dev::DevArgs,
+        session: impl std::future::Future<Output = T>,
+    ) -> (String, T) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        let mut printed = Vec::new();
+        let dev = super::dev::run_until(args, &mut printed, shutdown);
+        let session = async {
+            let value = session.await;
+            let _ = stop.send(());
+            value
+        };
+        let (outcome, value) = futures::join!(dev, session);
+        outcome.expect("dev stops cleanly (exit 0)");
+        (String::from_utf8(printed).unwrap(), value)
+    }
+    async fn ready(url: &str) {
+        let client = awc::Client::default();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let answer = client.get(format!("{url}/readyz")).send().await;
+            if answer.is_ok_and(|answer| answer.status().is_success()) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url} never got ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let (printed, (appended, status, waited)) = with_dev(args(), async {
+        ready(&url).await;
+        let appended = raftlog(&["append", "demo", "hello", "world", "--url", &url], "").await;
+        let status = raftlog(&["status", "--url", &url], "").await;
+        // `--set limits.long_poll_ms_max=200` cuts a long-poll's wait to 200 ms.
+        let started = std::time::Instant::now();
+        let read = "/v1/streams/demo/records?from=2&wait_ms=60000&consistency=stale";
+        let mut answer = awc::Client::default()
+            .get(format!("{url}{read}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let _ = answer.body().await;
+        (appended, status, started.elapsed())
+    })
+    .await;
+    for line in [
+        format!("node 1  http://127.0.0.1:{base_port}"),
+        format!("node 3  http://127.0.0.1:{}", base_port + 2),
+        format!("curl -s -X POST http://127.0.0.1:{base_port}/v1/streams/demo/records"),
+    ] {
+        assert!(printed.contains(&line), "{printed}");
+    }
+    assert_eq!(appended.unwrap(), "0\n1\n");
+    let status = status.unwrap();
+    let table: Vec<&str> = status
+        .lines()
+        .skip_while(|line| !line.starts_with("MEMBER"))
+        .collect();
+    assert_eq!(table.len(), 4, "{status}");
+    assert_eq!(
+        table.iter().filter(|row| row.contains("leader")).count(),
+        1,
+        "{status}"
+    );
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+
+    // A second run finds the data again.
+    let (_, read) = with_dev(args(), async {
+        ready(&url).await;
+        raftlog(&["read", "demo", "--url", &url], "").await
+    })
+    .await;
+    assert_eq!(read.unwrap(), "0\thello\n1\tworld\n");
+
+    // A bad --set is a config error (exit 2), and nothing starts.
+    let mut bad = args();
+    bad.set = vec!["data_dir=\"/\"".to_string()];
+    let outcome = super::dev::run_until(bad, &mut Vec::new(), Box::pin(async {})).await;
+    let error = assert_exit(outcome.map(|()| String::new()), 2);
+    assert!(
+        error.to_string().contains("cannot be overridden"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&data).unwrap();
 }

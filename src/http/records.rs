@@ -132,10 +132,12 @@ enum BodyFormat {
 }
 
 impl BodyFormat {
+    /// The format of `request`'s `Content-Type`, whose parameters (`; charset=utf-8`) do not
+    /// matter and whose type and subtype are case-insensitive (RFC 9110 §8.3.1).
     fn of(request: &HttpRequest) -> Result<Self, ApiError> {
         match request.content_type() {
-            "application/json" => Ok(BodyFormat::Json),
-            "application/octet-stream" => Ok(BodyFormat::Raw),
+            json if json.eq_ignore_ascii_case("application/json") => Ok(BodyFormat::Json),
+            raw if raw.eq_ignore_ascii_case("application/octet-stream") => Ok(BodyFormat::Raw),
             other => {
                 let got = if other.is_empty() {
                     "no Content-Type".to_string()

@@ -113,6 +113,13 @@ pub struct WaitForRecord {
     pub reply: oneshot::Sender<()>,
 }
 
+/// The node is shutting down: release every long-poll and tail now (their waits end as if
+/// the node had stopped), and make new ones return at once, so the HTTP server can close
+/// them instead of waiting out its grace period.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReleaseWaiters;
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct ApplyMore;
@@ -136,6 +143,8 @@ pub struct ApplyActor {
     reads_after: BTreeMap<LogIndex, Vec<ReadStream>>,
     /// Long-polls and tails waiting for a stream to reach an offset.
     record_waiters: BTreeMap<String, Vec<(Offset, oneshot::Sender<()>)>>,
+    /// Set by [`ReleaseWaiters`]: no new waits.
+    releasing_waiters: bool,
 }
 
 impl ApplyActor {
@@ -162,6 +171,7 @@ impl ApplyActor {
             in_log: BTreeMap::new(),
             reads_after: BTreeMap::new(),
             record_waiters: BTreeMap::new(),
+            releasing_waiters: false,
         }
     }
 
@@ -364,6 +374,15 @@ impl Handler<ReadStream> for ApplyActor {
         } else {
             self.reads_after.entry(msg.after).or_default().push(msg);
         }
+    }
+}
+
+impl Handler<ReleaseWaiters> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ReleaseWaiters, _: &mut Context<Self>) {
+        self.releasing_waiters = true;
+        self.record_waiters.clear();
     }
 }
 

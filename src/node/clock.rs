@@ -35,10 +35,12 @@ impl Clock {
         MonoTime((real_us * (1_000_000 + self.drift_ppm as i128) / 1_000_000) as u64)
     }
 
-    /// The real (tokio) delay until this clock reads `deadline`.
+    /// The real (tokio) delay until this clock reads `deadline`, rounded up: a timer that
+    /// fires a microsecond early would find nothing due and re-arm for zero, forever.
     pub fn delay_until(&self, deadline: MonoTime) -> Duration {
         let local_us = deadline.0.saturating_sub(self.now().0) as i128;
-        let real_us = local_us * 1_000_000 / (1_000_000 + self.drift_ppm as i128);
+        let rate = 1_000_000 + self.drift_ppm as i128;
+        let real_us = (local_us * 1_000_000 + rate - 1) / rate;
         Duration::from_micros(real_us as u64)
     }
 }
@@ -64,5 +66,17 @@ mod tests {
             fast.delay_until(MonoTime(1_210_000)),
             Duration::from_millis(100)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drifting_timer_never_fires_early() {
+        for drift_ppm in [-300_000, -20_001, 7, 20_001, 300_000] {
+            let clock = Clock::with_drift(drift_ppm);
+            for step_us in [1, 2, 3, 999, 1_000_001] {
+                let deadline = MonoTime(clock.now().0 + step_us);
+                tokio::time::advance(clock.delay_until(deadline)).await;
+                assert!(clock.now() >= deadline, "drift {drift_ppm} step {step_us}");
+            }
+        }
     }
 }

@@ -176,18 +176,24 @@ impl LogStore for MemLogStore {
     fn reader(&self) -> Arc<dyn LogReader> {
         Arc::new(MemLogReader {
             disk: self.disk.clone(),
+            incarnation: self.incarnation,
         })
     }
 }
 
-/// Reads from the simulated disk (what a process would see in its page cache).
+/// Reads from the simulated disk (what a process would see in its page cache). Like the
+/// store, it goes inert when its incarnation crashes.
 pub struct MemLogReader {
     disk: SharedDisk,
+    incarnation: u64,
 }
 
 impl LogReader for MemLogReader {
     fn entries(&self, from: LogIndex, to: LogIndex, bytes_max: u64) -> StorageResult<Vec<Entry>> {
         let disk = lock(&self.disk);
+        if disk.incarnation != self.incarnation {
+            return Err(StorageError("the node crashed: this reader is gone".into()));
+        }
         let mut out = Vec::new();
         let mut bytes = 0;
         let end = (to.0 as usize).min(disk.entries.len());

@@ -48,6 +48,7 @@ pub use crate::node::election_actor::ReadError;
 use crate::node::election_actor::{
     ElectionActor, ElectionLinks, ElectionStatus, GetRole, GetStatus, ReadIndex,
 };
+use crate::node::replicator_actor::ReplicatorActor;
 use crate::node::router::{ReplicatorDeps, Router, Shutdown};
 use crate::node::storage::{BlockingPool, HardStateStore, LogStore};
 use crate::node::wal_actor::{WalActor, WalLinks};
@@ -331,6 +332,33 @@ fn start_wal(
     }
 }
 
+/// Freezes an actor for `duration`: it handles nothing — no message, no timer — until then,
+/// and afterwards works through what queued up, late. This is what a process pause
+/// (SIGSTOP, a long GC, a VM migration) looks like from inside; the simulator uses it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Freeze {
+    pub duration: Duration,
+}
+
+macro_rules! freezable {
+    ($($actor:ty),*) => {$(
+        impl Handler<Freeze> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: Freeze, ctx: &mut Context<Self>) {
+                ctx.wait(actix::fut::wrap_future(tokio::time::sleep(msg.duration)));
+            }
+        }
+    )*};
+}
+freezable!(
+    ElectionActor,
+    WalActor,
+    ApplyActor,
+    ProposalBatcher,
+    ReplicatorActor
+);
+
 /// Stops an actor (a node's shutdown or simulated crash).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -459,12 +487,27 @@ impl NodeHandle {
         result.await.map_err(|_| "the node stopped".to_string())?
     }
 
+    /// Ends every long-poll and tail waiting on this node, now and from now on: the first step
+    /// of a graceful shutdown, so that open tails do not hold it up.
+    pub fn release_waiters(&self) {
+        self.apply.do_send(apply_actor::ReleaseWaiters);
+    }
+
     /// Makes everything this node has appended durable; returns the durable index, or `None`
     /// if the WAL actor is gone (after a fatal error).
     pub async fn drain(&self) -> Option<LogIndex> {
         let (reply, durable) = oneshot::channel();
         self.wal.do_send(wal_actor::Drain { reply });
         durable.await.ok()
+    }
+
+    /// Freezes the whole node for `duration`, as a process pause would (see [`Freeze`]).
+    pub fn freeze(&self, duration: Duration) {
+        self.election.do_send(Freeze { duration });
+        self.wal.do_send(Freeze { duration });
+        self.apply.do_send(Freeze { duration });
+        self.batcher.do_send(Freeze { duration });
+        self.router.do_send(Freeze { duration });
     }
 
     /// Stops the node's actors. Whatever was not flushed may be lost, as in a crash; a

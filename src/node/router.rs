@@ -170,6 +170,20 @@ impl Handler<Committed> for Router {
     }
 }
 
+impl Handler<crate::node::Freeze> for Router {
+    type Result = ();
+
+    /// A paused process pauses all of it: the replicators too.
+    fn handle(&mut self, msg: crate::node::Freeze, ctx: &mut Context<Self>) {
+        for replicator in self.replicators.values() {
+            replicator.do_send(crate::node::Freeze {
+                duration: msg.duration,
+            });
+        }
+        ctx.wait(actix::fut::wrap_future(tokio::time::sleep(msg.duration)));
+    }
+}
+
 impl Handler<Shutdown> for Router {
     type Result = ();
 

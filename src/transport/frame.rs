@@ -23,11 +23,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
+use crate::raft::message::{MessageBody, PeerMessage};
 use crate::types::NodeId;
 
 /// The version of this byte format. Bump it on any change to [`Hello`], [`HelloReply`] or
 /// the encoding of `PeerMessage`; peers that differ refuse each other at the handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame accepted before the handshake completes: a `Hello` is a few dozen bytes
 /// plus the cluster id.
@@ -45,6 +46,27 @@ pub struct Hello {
     pub cluster_id: String,
     pub from: NodeId,
     pub to: NodeId,
+    pub lane: Lane,
+}
+
+/// Which of a peer's two connections a message travels on. AppendEntries can be megabytes;
+/// on their own connection they never hold up a heartbeat, a vote or a read confirmation
+/// behind them, so a large write burst cannot cost a leader its followers' votes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Lane {
+    Control,
+    Replication,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Control, Lane::Replication];
+
+    pub fn of(message: &PeerMessage) -> Lane {
+        match message.body {
+            MessageBody::AppendEntries(_) => Lane::Replication,
+            _ => Lane::Control,
+        }
+    }
 }
 
 /// The acceptor's answer to a [`Hello`]. After `Rejected` the acceptor closes the connection.
@@ -129,6 +151,7 @@ mod tests {
             cluster_id: "alpha".into(),
             from: NodeId(1),
             to: NodeId(2),
+            lane: Lane::Replication,
         };
         let bytes = encode(&hello, HANDSHAKE_FRAME_BYTES_MAX).unwrap();
         assert_eq!(decode::<Hello>(&bytes).unwrap(), hello);

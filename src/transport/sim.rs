@@ -190,6 +190,18 @@ impl SimNetwork {
         Arc::new(SimPeerNetwork {
             network: self.clone(),
             node,
+            incarnation: None,
+        })
+    }
+
+    /// The sender of one incarnation of `node`: once the node restarts as a newer
+    /// incarnation, whatever the old one still sends is dropped, as a crashed process sends
+    /// nothing — even if some of its tasks have not noticed yet.
+    pub fn handle_for(&self, node: NodeId, incarnation: Incarnation) -> Arc<dyn PeerNetwork> {
+        Arc::new(SimPeerNetwork {
+            network: self.clone(),
+            node,
+            incarnation: Some(incarnation),
         })
     }
 
@@ -240,12 +252,20 @@ impl SimNetwork {
         self.state.lock().expect("sim network lock poisoned")
     }
 
-    fn send_from(&self, sender: NodeId, message: PeerMessage) {
+    fn send_from(&self, sender: NodeId, incarnation: Option<Incarnation>, message: PeerMessage) {
         assert_eq!(
             message.from, sender,
             "a node sent a message in another node's name"
         );
-        let deliveries = self.lock().route(message);
+        let mut state = self.lock();
+        let current = state.nodes.get(&sender).map(|r| r.incarnation);
+        if incarnation.is_some_and(|mine| current != Some(mine)) {
+            state.stats.sent += 1;
+            state.stats.dropped_unreachable += 1;
+            return; // from an incarnation that has crashed
+        }
+        let deliveries = state.route(message);
+        drop(state);
         for delivery in deliveries {
             let network = self.clone();
             tokio::spawn(async move {
@@ -339,11 +359,13 @@ impl SimState {
 struct SimPeerNetwork {
     network: SimNetwork,
     node: NodeId,
+    /// When set, only this incarnation of the node may send through this handle.
+    incarnation: Option<Incarnation>,
 }
 
 impl PeerNetwork for SimPeerNetwork {
     fn send(&self, message: PeerMessage) {
-        self.network.send_from(self.node, message);
+        self.network.send_from(self.node, self.incarnation, message);
     }
 }
 

@@ -1,10 +1,11 @@
 //! The TCP peer transport: owns this node's listening socket, one outbound connection per
 //! peer with its bounded queue, and the tasks that dial, write and read them.
 //!
-//! Each node dials every peer it sends to and only writes on that connection; connections it
-//! accepts only carry messages in. So between two nodes there are two connections, one per
-//! direction of use, and each is FIFO: messages from one node to another arrive in the order
-//! they were sent, minus any that were dropped. The byte format and handshake are in
+//! Each node dials every peer it sends to, twice — one connection per [`Lane`]: AppendEntries
+//! on one, everything else (heartbeats, votes, read confirmations, responses) on the other, so
+//! a multi-megabyte append never delays a heartbeat — and only writes on those connections;
+//! connections it accepts only carry messages in. Each connection is FIFO: messages of one
+//! lane from one node to another arrive in the order they were sent, minus any dropped. The byte format and handshake are in
 //! [`super::frame`]; dialing and writing in `tcp/dial.rs`; accepting and reading in
 //! `tcp/accept.rs`.
 //!
@@ -22,7 +23,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 
-use super::frame::{FRAME_BYTES_MAX_DEFAULT, HANDSHAKE_FRAME_BYTES_MAX};
+use super::frame::{Lane, FRAME_BYTES_MAX_DEFAULT, HANDSHAKE_FRAME_BYTES_MAX};
 use super::{count_and_should_log, InboundSender, PeerNetwork};
 use crate::raft::message::PeerMessage;
 use crate::types::NodeId;
@@ -125,7 +126,7 @@ impl TcpTransportConfig {
 pub struct TcpTransport {
     node_id: NodeId,
     local_addr: SocketAddr,
-    queues: BTreeMap<NodeId, Arc<PeerQueue>>,
+    queues: BTreeMap<(NodeId, Lane), Arc<PeerQueue>>,
     counters: Arc<Counters>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     shut_down: AtomicBool,
@@ -175,13 +176,21 @@ impl TcpTransport {
         )));
         let mut queues = BTreeMap::new();
         for (&peer, &peer_addr) in config.peers.iter().filter(|(&p, _)| p != config.node_id) {
-            let queue = Arc::new(PeerQueue::new(config.peer_queue_capacity));
-            queues.insert(peer, queue.clone());
-            let dialer =
-                dial::Dialer::new(config.clone(), peer, peer_addr, queue, counters.clone());
-            tasks.push(tokio::spawn(dialer.run()));
+            for lane in Lane::ALL {
+                let queue = Arc::new(PeerQueue::new(config.peer_queue_capacity));
+                queues.insert((peer, lane), queue.clone());
+                let dialer = dial::Dialer::new(
+                    config.clone(),
+                    peer,
+                    lane,
+                    peer_addr,
+                    queue,
+                    counters.clone(),
+                );
+                tasks.push(tokio::spawn(dialer.run()));
+            }
         }
-        let peer_count = queues.len();
+        let peer_count = queues.len() / Lane::ALL.len();
         tracing::info!(node = %config.node_id, %local_addr, peer_count, "tcp transport started");
         Ok(TcpTransport {
             node_id: config.node_id,
@@ -224,7 +233,7 @@ impl TcpTransport {
 
 impl PeerNetwork for TcpTransport {
     fn send(&self, message: PeerMessage) {
-        let queue = self.queues.get(&message.to);
+        let queue = self.queues.get(&(message.to, Lane::of(&message)));
         let routable = message.from == self.node_id && !self.shut_down.load(Ordering::Relaxed);
         let Some(queue) = queue.filter(|_| routable) else {
             if count_and_should_log(&self.counters.messages_dropped_unroutable) {

@@ -106,6 +106,27 @@ async fn other_content_types_are_unsupported() {
     send!(app, none).assert_error(415, "unsupported_media_type");
 }
 
+#[actix_rt::test]
+async fn media_types_are_case_insensitive_and_their_parameters_ignored() {
+    let fake = leader();
+    let app = test_app!(fake, context());
+    for (content_type, body) in [
+        ("Application/JSON", r#"{"records": [{"value": "a"}]}"#),
+        (
+            "application/json; charset=UTF-8",
+            r#"{"records": [{"value": "b"}]}"#,
+        ),
+        ("APPLICATION/OCTET-STREAM", "c"),
+    ] {
+        let request = TestRequest::post()
+            .uri(PATH)
+            .insert_header(("content-type", content_type))
+            .set_payload(body);
+        send!(app, request).assert_ok();
+    }
+    assert_eq!(fake.records("orders").len(), 3);
+}
+
 fn small_limits() -> LimitsConfig {
     LimitsConfig {
         record_bytes_max: 8,

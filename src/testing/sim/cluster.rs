@@ -87,7 +87,7 @@ impl SimCluster {
     fn start_node(&mut self, id: NodeId) {
         let disk = self.disks[&id].clone();
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
-        self.network.register(id, inbound_tx);
+        let network_incarnation = self.network.register(id, inbound_tx);
         let mut config = self.config.node.clone();
         config.id = id;
         config.voters = self.ids().into_iter().collect();
@@ -116,10 +116,10 @@ impl SimCluster {
             }
         });
         let wiring = NodeWiring {
-            network: self.network.handle(id),
+            network: self.network.handle_for(id, network_incarnation),
             inbound: inbound_rx,
             clock: Clock::with_drift(drift_ppm),
-            observer: Some(Arc::new(self.observer.clone())),
+            observer: Some(Arc::new(self.observer.for_incarnation(id))),
             on_fatal,
         };
         let handle = node::start(config, storage, wiring);

@@ -61,7 +61,9 @@ impl SimRun {
             workload: Workload::default(),
             nemesis: Some(NemesisConfig::default()),
             overrides: SafetyOverrides::default(),
-            clock_drift_ppm_max: 0,
+            // Within the lease's bound (clock_drift_max 5%: ±2% per clock keeps the
+            // relative rate difference under it).
+            clock_drift_ppm_max: 20_000,
             tweak_node: None,
             converge_timeout: Duration::from_secs(30),
         }

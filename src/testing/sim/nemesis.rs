@@ -62,9 +62,10 @@ enum Fault {
     CutOneWay,
     LossyNetwork,
     StallDisks,
+    PauseLeader,
 }
 
-const FAULTS: [Fault; 7] = [
+const FAULTS: [Fault; 8] = [
     Fault::CrashLeader,
     Fault::CrashAny,
     Fault::PartitionRandom,
@@ -72,6 +73,7 @@ const FAULTS: [Fault; 7] = [
     Fault::CutOneWay,
     Fault::LossyNetwork,
     Fault::StallDisks,
+    Fault::PauseLeader,
 ];
 
 /// Injects faults until `until`, then heals everything.
@@ -160,6 +162,8 @@ enum Undo {
     Heal,
     CalmNetwork,
     CalmDisks,
+    /// The fault undoes itself (a pause ends on its own).
+    Nothing,
 }
 
 impl Undo {
@@ -172,6 +176,7 @@ impl Undo {
             Undo::CalmDisks => {
                 cluster.set_disk_latency(config.disk_latency.0, config.disk_latency.1)
             }
+            Undo::Nothing => {}
         }
     }
 }
@@ -228,6 +233,12 @@ async fn inject(
                 duplicate_per_mille: rng.gen_range(0..=100),
             });
             Some(Undo::CalmNetwork)
+        }
+        Fault::PauseLeader => {
+            // Past its lease and long enough for the others to elect a new leader.
+            let leader = cluster.handle(leader?)?;
+            leader.freeze(Duration::from_millis(rng.gen_range(200..=1200)));
+            Some(Undo::Nothing)
         }
         Fault::StallDisks => {
             let stall = Duration::from_millis(rng.gen_range(5..=200));

@@ -60,6 +60,17 @@ impl ClusterObserver {
         *self.lock().incarnation.entry(node).or_default() += 1;
     }
 
+    /// The observer to hand the current incarnation of `node`: it files what that
+    /// incarnation reports under it, even if the node has restarted since (a crashed
+    /// incarnation's actors may still be finishing their last messages).
+    pub fn for_incarnation(&self, node: NodeId) -> IncarnationObserver {
+        let incarnation = self.lock().incarnation.get(&node).copied().unwrap_or(0);
+        IncarnationObserver {
+            cluster: self.clone(),
+            incarnation,
+        }
+    }
+
     /// A fatal error the harness caused by crashing `node` is expected; record the rest.
     pub fn fatal(&self, node: NodeId, message: &str) {
         self.lock().fatal.push((node, message.to_string()));
@@ -98,7 +109,34 @@ impl ClusterObserver {
     }
 }
 
-impl NodeObserver for ClusterObserver {
+/// What one incarnation of a node reports through.
+pub struct IncarnationObserver {
+    cluster: ClusterObserver,
+    incarnation: u64,
+}
+
+impl NodeObserver for IncarnationObserver {
+    fn role_changed(&self, node: NodeId, role: RoleState) {
+        self.cluster.role_changed(node, role);
+    }
+
+    fn applied(&self, node: NodeId, log_id: LogId) {
+        self.cluster.applied_in(node, self.incarnation, log_id);
+    }
+}
+
+impl ClusterObserver {
+    fn applied_in(&self, node: NodeId, incarnation: u64, log_id: LogId) {
+        let mut observed = self.lock();
+        observed
+            .applied
+            .entry((node, incarnation))
+            .or_default()
+            .push(log_id);
+        drop(observed);
+        self.call_hook(NodeEvent::Applied { node, log_id });
+    }
+
     fn role_changed(&self, node: NodeId, role: RoleState) {
         let observed = match role.role {
             Role::Leader => ObservedRole::Leader,
@@ -118,17 +156,5 @@ impl NodeObserver for ClusterObserver {
                 term: role.term,
             });
         }
-    }
-
-    fn applied(&self, node: NodeId, log_id: LogId) {
-        let mut observed = self.lock();
-        let incarnation = observed.incarnation.get(&node).copied().unwrap_or(0);
-        observed
-            .applied
-            .entry((node, incarnation))
-            .or_default()
-            .push(log_id);
-        drop(observed);
-        self.call_hook(NodeEvent::Applied { node, log_id });
     }
 }

@@ -18,7 +18,7 @@ use super::stats::Counters;
 use super::TcpTransportConfig;
 use crate::raft::message::PeerMessage;
 use crate::transport::frame::{
-    self, Hello, HelloReply, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
+    self, Hello, HelloReply, Lane, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
 };
 use crate::transport::{count_and_should_log, InboundSender};
 use crate::types::NodeId;
@@ -34,11 +34,11 @@ pub(super) struct AcceptContext {
     config: Arc<TcpTransportConfig>,
     inbound: InboundSender,
     counters: Arc<Counters>,
-    /// Per peer, a counter bumped by each newly accepted connection from it. A connection
-    /// that sees the counter move on has been superseded and closes: the peer redialed, so
-    /// the old connection is dead or half-open, and keeping one reader per peer keeps that
-    /// peer's messages in one order.
-    generations: BTreeMap<NodeId, watch::Sender<u64>>,
+    /// Per peer and lane, a counter bumped by each newly accepted connection from it. A
+    /// connection that sees the counter move on has been superseded and closes: the peer
+    /// redialed, so the old connection is dead or half-open, and keeping one reader per
+    /// peer and lane keeps that lane's messages in one order.
+    generations: BTreeMap<(NodeId, Lane), watch::Sender<u64>>,
 }
 
 impl AcceptContext {
@@ -51,7 +51,7 @@ impl AcceptContext {
             .peers
             .keys()
             .filter(|&&peer| peer != config.node_id)
-            .map(|&peer| (peer, watch::Sender::new(0)))
+            .flat_map(|&peer| Lane::ALL.map(|lane| ((peer, lane), watch::Sender::new(0))))
             .collect();
         Arc::new(AcceptContext {
             config,
@@ -100,8 +100,8 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, context: Arc<Ac
         context.config.handshake_timeout(),
         answer_hello(&mut connection, &context.config),
     );
-    let peer = match handshake.await {
-        Ok(Ok(peer)) => peer,
+    let (peer, lane) = match handshake.await {
+        Ok(Ok(accepted)) => accepted,
         Ok(Err(reason)) => return refused(&context, remote, &reason),
         Err(_) => return refused(&context, remote, "no hello within the handshake timeout"),
     };
@@ -109,11 +109,11 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, context: Arc<Ac
         .counters
         .handshakes_accepted
         .fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(%node, %peer, %remote, "accepted a connection");
+    tracing::debug!(%node, %peer, ?lane, %remote, "accepted a connection");
     connection
         .codec_mut()
         .set_max_frame_length(context.config.frame_bytes_max);
-    let why = read_messages(connection, peer, &context).await;
+    let why = read_messages(connection, peer, lane, &context).await;
     tracing::debug!(%node, %peer, %remote, why, "inbound connection closed");
 }
 
@@ -131,14 +131,14 @@ fn refused(context: &AcceptContext, remote: SocketAddr, reason: &str) {
 async fn answer_hello(
     connection: &mut Connection,
     config: &TcpTransportConfig,
-) -> Result<NodeId, String> {
+) -> Result<(NodeId, Lane), String> {
     let hello = match connection.next().await {
         None => return Err("closed before sending a hello".into()),
         Some(Err(error)) => return Err(format!("unreadable hello: {error}")),
         Some(Ok(bytes)) => frame::decode::<Hello>(&bytes),
     };
     let verdict = match hello {
-        Ok(hello) => check_hello(&hello, config).map(|()| hello.from),
+        Ok(hello) => check_hello(&hello, config).map(|()| (hello.from, hello.lane)),
         Err(error) => Err(format!("malformed hello: {error}")),
     };
     let reply = match &verdict {
@@ -151,7 +151,7 @@ async fn answer_hello(
         .map_err(|error| format!("cannot encode the hello reply: {error}"))?;
     if let Err(error) = connection.send(reply).await {
         return Err(match verdict {
-            Ok(peer) => format!("cannot reply to {peer}'s hello: {error}"),
+            Ok((peer, _)) => format!("cannot reply to {peer}'s hello: {error}"),
             Err(reason) => reason,
         });
     }
@@ -198,9 +198,10 @@ fn check_hello(hello: &Hello, config: &TcpTransportConfig) -> Result<(), String>
 async fn read_messages(
     mut connection: Connection,
     peer: NodeId,
+    lane: Lane,
     context: &AcceptContext,
 ) -> String {
-    let generation = &context.generations[&peer];
+    let generation = &context.generations[&(peer, lane)];
     generation.send_modify(|count| *count += 1);
     let mut superseded = generation.subscribe();
     loop {
@@ -295,6 +296,7 @@ mod tests {
             cluster_id: "alpha".into(),
             from: NodeId(2),
             to: NodeId(1),
+            lane: Lane::Control,
         }
     }
 

@@ -20,7 +20,7 @@ use super::TcpTransportConfig;
 use crate::raft::message::PeerMessage;
 use crate::transport::count_and_should_log;
 use crate::transport::frame::{
-    self, Hello, HelloReply, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
+    self, Hello, HelloReply, Lane, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
 };
 use crate::types::NodeId;
 
@@ -34,6 +34,7 @@ type Connection = Framed<TcpStream, LengthDelimitedCodec>;
 pub(super) struct Dialer {
     config: Arc<TcpTransportConfig>,
     peer: NodeId,
+    lane: Lane,
     peer_addr: SocketAddr,
     queue: Arc<PeerQueue>,
     counters: Arc<Counters>,
@@ -47,6 +48,7 @@ impl Dialer {
     pub(super) fn new(
         config: Arc<TcpTransportConfig>,
         peer: NodeId,
+        lane: Lane,
         peer_addr: SocketAddr,
         queue: Arc<PeerQueue>,
         counters: Arc<Counters>,
@@ -57,6 +59,7 @@ impl Dialer {
         );
         Dialer {
             config,
+            lane,
             peer,
             peer_addr,
             queue,
@@ -129,6 +132,7 @@ impl Dialer {
             cluster_id: self.config.cluster_id.clone(),
             from: self.config.node_id,
             to: self.peer,
+            lane: self.lane,
         };
         let hello = frame::encode(&hello, HANDSHAKE_FRAME_BYTES_MAX)
             .map_err(|e| failed("encode hello (cluster id too long?)", &e))?;
