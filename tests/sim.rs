@@ -95,42 +95,8 @@ fn catches_a_broken_up_to_date_check() {
 // The current-term commit rule's teeth are in `sim_scenarios.rs`: Figure 8 needs a precise
 // choreography that random faults reach too rarely to make a bounded test.
 
-/// The lease's teeth: clocks drifting far beyond the bound the lease assumes (±40% per clock
-/// against `clock_drift_max` 5%) let a new leader be elected while the old one still trusts
-/// its lease; the checkers must catch the stale lease read that follows.
-#[test]
-fn catches_stale_lease_reads_when_drift_exceeds_the_bound() {
-    let found = first_failure(500, |seed| {
-        let mut run = SimRun::new(3, seed);
-        run.clock_drift_ppm_max = 400_000;
-        run.nemesis = Some(sim::nemesis::NemesisConfig::aggressive());
-        run
-    });
-    let (seed, report) = found.expect("drift beyond the bound went unnoticed for 500 seeds");
-    assert!(
-        report.contains("real-time") || report.contains("linearizab"),
-        "seed {seed}: {report}"
-    );
-    eprintln!("drift beyond the bound caught at seed {seed}:\n{report}");
-}
-
-/// The lease's teeth: followers that vote while they still hear from a live leader let a new
-/// leader be elected inside the old one's lease.
-#[test]
-fn catches_stale_lease_reads_without_vote_withholding() {
-    let found = first_failure(500, |seed| {
-        let mut run = SimRun::new(3, seed);
-        run.overrides.skip_vote_withholding = true;
-        run.nemesis = Some(sim::nemesis::NemesisConfig::aggressive());
-        run
-    });
-    let (seed, report) = found.expect("voting inside a lease went unnoticed for 500 seeds");
-    assert!(
-        report.contains("real-time") || report.contains("linearizab"),
-        "seed {seed}: {report}"
-    );
-    eprintln!("vote withholding off caught at seed {seed}:\n{report}");
-}
+// The lease's teeth (drift beyond the bound; voting while a leader is live) are scripted in
+// `sim_scenarios.rs`: the windows they need are too narrow for random faults to hit reliably.
 
 /// A seed replays exactly: the same run twice records the same history.
 #[test]

@@ -10,13 +10,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use raftlog::node::NodeHandle;
 use raftlog::raft::commit::CommitRule;
-use raftlog::streams::{AppendCommand, CommandBatch, StreamCommand};
-use raftlog::testing::check_cluster;
+use raftlog::raft::read::ReadLevel;
+use raftlog::streams::{AppendCommand, AppendOutcome, CommandBatch, StreamCommand};
 use raftlog::testing::sim::cluster::{leader_among, SimCluster, SimClusterConfig};
 use raftlog::testing::sim::observer::NodeEvent;
 use raftlog::testing::sim::{converge, eventually, in_simulation};
+use raftlog::testing::{
+    check_cluster, check_history, AppendCall, Call, ClientId, Consistency, FinalLog,
+    HistoryRecorder, Outcome, ReadCall,
+};
 use raftlog::transport::SimFaults;
-use raftlog::types::{LogId, NodeId};
+use raftlog::types::{LogId, MonoTime, NodeId, Offset};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -245,5 +249,254 @@ fn figure_8_without_the_current_term_rule_loses_a_committed_entry() {
     assert!(
         !caught.is_empty(),
         "the broken commit rule went unnoticed in 10 seeds"
+    );
+}
+
+// ---- the lease (issue 5) ----------------------------------------------------------------
+
+/// Elects `wanted` by cutting off every other leader until it wins (all logs are equal, so
+/// any node can). Returns its handle once every node holds its no-op.
+async fn force_leader(cluster: &Rc<RefCell<SimCluster>>, wanted: NodeId) -> Option<NodeHandle> {
+    let ids = cluster.borrow().ids();
+    let network = cluster.borrow().network().clone();
+    for _ in 0..20 {
+        let current = leader(cluster, &ids).await?;
+        if current.id == wanted {
+            let last = current.last_log_id().await?;
+            let everyone = cluster.borrow().running();
+            let synced = eventually(STEP_TIMEOUT, || {
+                let everyone = everyone.clone();
+                async move {
+                    for node in everyone {
+                        if node.last_log_id().await != Some(last) {
+                            return false;
+                        }
+                    }
+                    true
+                }
+            })
+            .await;
+            return synced.then_some(current);
+        }
+        // Cut the current leader off until someone else wins a later term.
+        let term = current.role().await?.term;
+        network.isolate(current.id);
+        let others: Vec<NodeId> = ids.iter().copied().filter(|&id| id != current.id).collect();
+        let newer = eventually(STEP_TIMEOUT, || {
+            let others = others.clone();
+            let running = cluster.borrow().running();
+            async move {
+                let candidates = running
+                    .into_iter()
+                    .filter(|n| others.contains(&n.id))
+                    .collect();
+                match leader_among(candidates).await {
+                    Some(next) => next.role().await.is_some_and(|r| r.term > term),
+                    None => false,
+                }
+            }
+        })
+        .await;
+        network.heal();
+        if !newer {
+            return None;
+        }
+    }
+    None
+}
+
+/// One append through `via` and then one lease read at `at`, recorded as a history and
+/// checked; returns the problems (empty when the read was not stale).
+async fn append_then_lease_read(
+    via: &NodeHandle,
+    at: &NodeHandle,
+    final_leader_among: &Rc<RefCell<SimCluster>>,
+) -> Vec<String> {
+    let recorder = HistoryRecorder::new();
+    let origin = tokio::time::Instant::now();
+    let now = || MonoTime(origin.elapsed().as_micros() as u64);
+    let value = Bytes::from_static(b"written-by-the-new-leader");
+    let call = AppendCall {
+        stream: "s0".into(),
+        values: vec![value.clone()],
+        producer: None,
+        expected_offset: None,
+    };
+    let op = recorder.invoke(ClientId(1), Call::Append(call), now());
+    let outcome = match via.submit(one_record("written-by-the-new-leader")).await {
+        Ok(applied) => match applied.outcomes[0] {
+            AppendOutcome::Appended {
+                first_offset,
+                last_offset,
+            } => Outcome::Appended {
+                first_offset,
+                last_offset,
+            },
+            _ => Outcome::Failed,
+        },
+        Err(_) => Outcome::Unknown,
+    };
+    recorder.complete(op, outcome, now());
+    // The read begins strictly after the append's answer (a millisecond of simulated time):
+    // otherwise the two are concurrent and any order is linearizable.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let read = ReadCall {
+        stream: "s0".into(),
+        from: Offset(0),
+        consistency: Consistency::Lease,
+    };
+    let op = recorder.invoke(ClientId(2), Call::Read(read), now());
+    let result = tokio::time::timeout(
+        Duration::from_millis(500),
+        at.read_linearizable("s0", Offset(0), 1000, ReadLevel::Lease),
+    )
+    .await;
+    let outcome = match result {
+        Ok(Ok(read)) => Outcome::Read {
+            records: read.records,
+            end_offset: read.info.end_offset,
+        },
+        _ => Outcome::Failed,
+    };
+    recorder.complete(op, outcome, now());
+
+    final_leader_among.borrow().network().heal();
+    let Ok(leader) = converge(final_leader_among, Duration::from_secs(30)).await else {
+        return vec!["the cluster did not converge".into()];
+    };
+    let read = leader
+        .read_stale("s0", Offset(0), 1000)
+        .await
+        .expect("final read");
+    let final_log: FinalLog = [(
+        "s0".to_string(),
+        read.records.into_iter().map(|(_, v)| v).collect(),
+    )]
+    .into();
+    match check_history(&recorder.finish(), &final_log) {
+        Ok(_) => Vec::new(),
+        Err(violations) => violations.iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+/// The old leader's clock runs slow by `drift_ppm`, its followers' fast by as much. The old
+/// leader is cut off; a follower wins, takes a write, and then the old leader is asked for a
+/// lease read. Within the drift bound its lease has expired by then; beyond it, it has not.
+async fn lease_read_under_drift(seed: u64, drift_ppm: i64) -> Vec<String> {
+    let mut config = SimClusterConfig::new(3, seed);
+    config.clock_drift_ppm = [
+        (NodeId(1), -drift_ppm),
+        (NodeId(2), drift_ppm),
+        (NodeId(3), drift_ppm),
+    ]
+    .into();
+    let cluster = Rc::new(RefCell::new(SimCluster::start(config)));
+    let Some(old) = force_leader(&cluster, NodeId(1)).await else {
+        return vec!["setup: n1 never led".into()];
+    };
+    cluster.borrow().network().isolate(old.id);
+    let Some(new) = leader(&cluster, &[NodeId(2), NodeId(3)]).await else {
+        return vec!["setup: no new leader".into()];
+    };
+    let problems = append_then_lease_read(&new, &old, &cluster).await;
+    cluster.borrow_mut().stop_all();
+    problems
+}
+
+#[test]
+fn lease_reads_stay_linearizable_with_drift_within_the_bound() {
+    // clock_drift_max is 5%: ±2% per clock keeps the relative rate difference inside it.
+    for seed in 0..10 {
+        let problems = in_simulation(lease_read_under_drift(seed, 20_000));
+        assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+    }
+}
+
+/// The lease's teeth: with clocks drifting ±40% against a 5% bound, the old leader serves a
+/// stale lease read and the checkers catch it.
+#[test]
+fn drift_beyond_the_bound_gives_a_stale_lease_read_that_the_checks_catch() {
+    let caught: Vec<u64> = (0..10)
+        .filter(|&seed| {
+            let problems = in_simulation(lease_read_under_drift(seed, 400_000));
+            assert!(
+                !problems.iter().any(|p| p.starts_with("setup")),
+                "seed {seed}: {problems:#?}"
+            );
+            problems
+                .iter()
+                .any(|p| p.contains("real-time") || p.contains("linearizab"))
+        })
+        .collect();
+    eprintln!("a stale lease read under excessive drift was caught in seeds {caught:?}");
+    assert!(
+        !caught.is_empty(),
+        "no stale lease read in 10 seeds with drift beyond the bound"
+    );
+}
+
+/// n3 stops hearing the leader n1 and campaigns; n2 still hears n1 and (normally) withholds
+/// its vote. If n3 wins anyway, n1's higher-term news is cut off, and n1 is asked for a lease
+/// read after n3 has taken a write.
+async fn lease_read_while_a_follower_campaigns(seed: u64, withhold_votes: bool) -> Vec<String> {
+    let mut config = SimClusterConfig::new(3, seed);
+    config.node.overrides.skip_vote_withholding = !withhold_votes;
+    let cluster = Rc::new(RefCell::new(SimCluster::start(config)));
+    let network = cluster.borrow().network().clone();
+    let Some(old) = force_leader(&cluster, NodeId(1)).await else {
+        return vec!["setup: n1 never led".into()];
+    };
+    network.cut_one_way(NodeId(1), NodeId(3));
+    network.cut_one_way(NodeId(3), NodeId(1));
+    cluster.borrow().observer().set_hook(Some(Arc::new({
+        let network = network.clone();
+        move |event| {
+            if let NodeEvent::BecameLeader {
+                node: NodeId(3), ..
+            } = event
+            {
+                network.cut_one_way(NodeId(2), NodeId(1)); // n1 must not learn the new term
+            }
+        }
+    })));
+    let new = leader(&cluster, &[NodeId(3)]).await;
+    cluster.borrow().observer().set_hook(None);
+    let problems = match new {
+        Some(new) => append_then_lease_read(&new, &old, &cluster).await,
+        None if withhold_votes => Vec::new(), // n2 never voted for n3: nothing to read stale
+        None => vec!["setup: n3 never won".into()],
+    };
+    cluster.borrow_mut().stop_all();
+    problems
+}
+
+#[test]
+fn followers_that_hear_a_live_leader_withhold_their_votes() {
+    for seed in 0..10 {
+        let problems = in_simulation(lease_read_while_a_follower_campaigns(seed, true));
+        assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+    }
+}
+
+/// The lease's teeth: without vote withholding, n3 wins inside n1's lease and n1's lease
+/// read is stale; the checkers catch it.
+#[test]
+fn voting_inside_a_lease_gives_a_stale_lease_read_that_the_checks_catch() {
+    let caught: Vec<u64> = (0..10)
+        .filter(|&seed| {
+            let problems = in_simulation(lease_read_while_a_follower_campaigns(seed, false));
+            assert!(
+                !problems.iter().any(|p| p.starts_with("setup")),
+                "seed {seed}: {problems:#?}"
+            );
+            problems
+                .iter()
+                .any(|p| p.contains("real-time") || p.contains("linearizab"))
+        })
+        .collect();
+    eprintln!("a stale lease read without vote withholding was caught in seeds {caught:?}");
+    assert!(
+        !caught.is_empty(),
+        "no stale lease read in 10 seeds without vote withholding"
     );
 }

@@ -31,6 +31,8 @@ pub struct SimClusterConfig {
     pub disk_latency: (Duration, Duration),
     /// Each node's clock runs fast or slow by up to this much, drawn per incarnation.
     pub clock_drift_ppm_max: i64,
+    /// Exact drifts for some nodes, instead of drawing them (scripted scenarios).
+    pub clock_drift_ppm: BTreeMap<NodeId, i64>,
 }
 
 impl SimClusterConfig {
@@ -43,6 +45,7 @@ impl SimClusterConfig {
             faults: SimFaults::NONE,
             disk_latency: (Duration::from_micros(100), Duration::from_millis(2)),
             clock_drift_ppm_max: 0,
+            clock_drift_ppm: BTreeMap::new(),
         }
     }
 }
@@ -94,11 +97,17 @@ impl SimCluster {
         self.incarnations += 1;
         config.jitter_seed = self.rng.gen();
         let drift = self.config.clock_drift_ppm_max;
-        let drift_ppm = if drift > 0 {
+        let drawn = if drift > 0 {
             self.rng.gen_range(-drift..=drift)
         } else {
             0
         };
+        let drift_ppm = self
+            .config
+            .clock_drift_ppm
+            .get(&id)
+            .copied()
+            .unwrap_or(drawn);
         let storage = NodeStorage {
             log: Box::new(MemLogStore::open(disk.clone())),
             hard_state: Box::new(MemHardStateStore::open(disk.clone())),
