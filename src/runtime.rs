@@ -130,6 +130,7 @@ pub fn start_node(file: &NodeFileConfig) -> Result<RunningNode, String> {
     };
     let id = file.id;
     let wiring = NodeWiring {
+        application: None,
         network: transport.clone(),
         inbound: inbound_rx,
         clock: Clock::new(),

@@ -1,10 +1,12 @@
-//! The apply actor: owns the state machine — the stream index and the producer dedup table
-//! ([`Streams`]) — and the requests waiting on it. It applies committed entries in log order,
-//! answers each proposer with its outcome once its entry is applied, and serves reads from
-//! the applied state.
+//! The apply actor: owns the state machines — the stream index and the producer dedup table
+//! ([`Streams`]), and the embedding program's own [`StateMachine`] if it has one — and the
+//! requests waiting on them. It applies committed entries in log order, answers each
+//! proposer with its outcome once its entry is applied, serves reads from the applied state,
+//! and tells the embedding program who leads once it has caught up with that leader.
 //!
 //! Takes: [`Submit`], [`Proposed`], [`Committed`], [`RoleChanged`], [`ReadStream`],
-//! [`GetApplied`].
+//! [`WaitForRecord`], [`ListStreams`], [`GetApplied`], [`GetProgress`],
+//! [`SnapshotApplication`], [`ReleaseWaiters`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,12 +15,16 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use tokio::sync::watch;
+
 use crate::node::events::{Committed, RoleChanged};
+use crate::node::state_machine::StateMachine;
 use crate::node::storage::LogReader;
 use crate::node::wal_actor::{Propose, Proposed, WalActor};
 use crate::node::{metrics, NodeObserver, ProposeError};
 use crate::raft::election::{Role, RoleState};
-use crate::raft::message::EntryPayload;
+use crate::raft::leader_view::{LeaderView, LeaderViewTracker};
+use crate::raft::message::{Entry, EntryPayload};
 use crate::streams::{self, AppendOutcome, CommandBatch, StreamInfo, Streams};
 use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
 
@@ -51,23 +57,40 @@ impl From<ProposeError> for SubmitError {
     }
 }
 
-/// What applying a submitted batch did: the entry that carried it, and one outcome per
-/// command.
+/// What applying a submitted proposal did: the entry that carried it, one outcome per stream
+/// command (for a stream batch), and the application state machine's answer (for an
+/// application command; empty otherwise).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     pub log_id: LogId,
     pub outcomes: Vec<AppendOutcome>,
+    pub output: Bytes,
 }
 
 pub type SubmitResult = Result<Applied, SubmitError>;
 
-/// Propose a batch of commands; answered once it is applied (or known never to be).
+/// What a log entry proposed through the apply actor carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Proposal {
+    Streams(CommandBatch),
+    Application(Bytes),
+}
+
+/// Propose one entry; answered once it is applied (or known never to be). With a `fence`,
+/// the entry is proposed only by the leader of exactly that term — never one that landed in
+/// a later term (KRaft's epoch-fenced append).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Submit {
-    pub batch: CommandBatch,
+    pub proposal: Proposal,
+    pub fence: Option<Term>,
     pub reply: oneshot::Sender<SubmitResult>,
 }
+
+/// The application state machine's snapshot (`None` without one).
+#[derive(Message)]
+#[rtype(result = "Option<Bytes>")]
+pub struct SnapshotApplication;
 
 /// Records of one stream from this node's applied state, once it has applied at least
 /// `after` (a read index, for a linearizable read; zero for a stale read).
@@ -127,6 +150,9 @@ struct ApplyMore;
 pub struct ApplyActor {
     id: NodeId,
     streams: Streams,
+    application: Option<Box<dyn StateMachine>>,
+    leader_view: LeaderViewTracker,
+    leader_tx: watch::Sender<LeaderView>,
     reader: Arc<dyn LogReader>,
     wal: Addr<WalActor>,
     observer: Option<Arc<dyn NodeObserver>>,
@@ -148,9 +174,12 @@ pub struct ApplyActor {
 }
 
 impl ApplyActor {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: NodeId,
         streams: Streams,
+        application: Option<Box<dyn StateMachine>>,
+        leader_tx: watch::Sender<LeaderView>,
         reader: Arc<dyn LogReader>,
         wal: Addr<WalActor>,
         observer: Option<Arc<dyn NodeObserver>>,
@@ -159,6 +188,9 @@ impl ApplyActor {
         Self {
             id,
             streams,
+            application,
+            leader_view: LeaderViewTracker::default(),
+            leader_tx,
             reader,
             wal,
             observer,
@@ -195,15 +227,9 @@ impl ApplyActor {
                 self.applied.next(),
                 "entries apply in order"
             );
-            let outcomes = match &entry.payload {
-                EntryPayload::Noop => {
-                    self.streams.apply_noop(entry.log_id.index);
-                    Vec::new()
-                }
-                EntryPayload::Command(payload) => self.streams.apply(entry.log_id.index, payload),
-            };
+            let (outcomes, output) = self.apply_entry(&entry);
             self.applied = entry.log_id.index;
-            self.resolve(entry.log_id, outcomes);
+            self.resolve(entry.log_id, outcomes, output);
             if let Some(observer) = &self.observer {
                 observer.applied(self.id, entry.log_id);
             }
@@ -276,12 +302,44 @@ impl ApplyActor {
         })
     }
 
-    fn resolve(&mut self, log_id: LogId, outcomes: Vec<AppendOutcome>) {
+    /// Applies one committed entry to the state machine it is for.
+    fn apply_entry(&mut self, entry: &Entry) -> (Vec<AppendOutcome>, Bytes) {
+        let index = entry.log_id.index;
+        match &entry.payload {
+            EntryPayload::Noop => {
+                self.streams.apply_noop(index);
+                if let Some(view) = self.leader_view.on_noop_applied(entry.log_id.term) {
+                    self.leader_tx.send_replace(view);
+                }
+                (Vec::new(), Bytes::new())
+            }
+            EntryPayload::Command(payload) => (self.streams.apply(index, payload), Bytes::new()),
+            EntryPayload::Application(command) => {
+                self.streams.apply_noop(index);
+                let output = match self.application.as_mut() {
+                    Some(machine) => machine.apply(index, command),
+                    None => {
+                        // A node without the cluster's application state machine (a plain
+                        // `raftlog serve` next to embedded ones) keeps the streams only.
+                        tracing::debug!(%index, "no application state machine: command skipped");
+                        Bytes::new()
+                    }
+                };
+                (Vec::new(), output)
+            }
+        }
+    }
+
+    fn resolve(&mut self, log_id: LogId, outcomes: Vec<AppendOutcome>, output: Bytes) {
         let Some((term, reply)) = self.in_log.remove(&log_id.index) else {
             return;
         };
         let result = if term == log_id.term {
-            Ok(Applied { log_id, outcomes })
+            Ok(Applied {
+                log_id,
+                outcomes,
+                output,
+            })
         } else {
             Err(SubmitError::Superseded)
         };
@@ -297,7 +355,8 @@ impl Handler<Submit> for ApplyActor {
     type Result = ();
 
     fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
-        if self.role.role != Role::Leader {
+        let fenced_out = msg.fence.is_some_and(|term| term != self.role.term);
+        if self.role.role != Role::Leader || fenced_out {
             let error = SubmitError::NotLeader {
                 leader: self.role.leader,
                 term: self.role.term,
@@ -308,9 +367,13 @@ impl Handler<Submit> for ApplyActor {
         let token = self.next_token;
         self.next_token += 1;
         self.proposing.insert(token, msg.reply);
+        let payload = match msg.proposal {
+            Proposal::Streams(batch) => EntryPayload::Command(streams::encode(&batch)),
+            Proposal::Application(command) => EntryPayload::Application(command),
+        };
         self.wal.do_send(Propose {
             term: self.role.term,
-            commands: vec![(token, streams::encode(&msg.batch))],
+            commands: vec![(token, payload)],
             reply_to: ctx.address().recipient(),
         });
     }
@@ -361,6 +424,9 @@ impl Handler<RoleChanged> for ApplyActor {
 
     fn handle(&mut self, RoleChanged(role): RoleChanged, _: &mut Context<Self>) {
         self.role = role;
+        if let Some(view) = self.leader_view.on_role(role) {
+            self.leader_tx.send_replace(view);
+        }
     }
 }
 
@@ -383,6 +449,14 @@ impl Handler<ReleaseWaiters> for ApplyActor {
     fn handle(&mut self, _: ReleaseWaiters, _: &mut Context<Self>) {
         self.releasing_waiters = true;
         self.record_waiters.clear();
+    }
+}
+
+impl Handler<SnapshotApplication> for ApplyActor {
+    type Result = Option<Bytes>;
+
+    fn handle(&mut self, _: SnapshotApplication, _: &mut Context<Self>) -> Option<Bytes> {
+        self.application.as_ref().map(|machine| machine.snapshot())
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::node::apply_actor::{ApplyActor, Submit, SubmitError};
+use crate::node::apply_actor::{ApplyActor, Proposal, Submit, SubmitError};
 use crate::node::metrics;
 use crate::streams::{AppendCommand, AppendOutcome, CommandBatch, StreamCommand};
 use crate::types::{LogId, NodeId};
@@ -86,8 +86,10 @@ impl ProposalBatcher {
         metrics::proposal_batch(self.node, replies.len());
         self.bytes = 0;
         let (reply, result) = oneshot::channel();
+        let proposal = Proposal::Streams(CommandBatch { commands });
         self.apply.do_send(Submit {
-            batch: CommandBatch { commands },
+            proposal,
+            fence: None,
             reply,
         });
         actix::spawn(async move {

@@ -21,7 +21,9 @@ use crate::node::events::{Committed, DurableUpTo, RoleChanged, TermStarted};
 use crate::node::storage::{BlockingPool, HardStateStore};
 use crate::node::wal_actor::{FollowerAppend, LastLogId, WalActor};
 use crate::node::{metrics, FatalHandler, NodeObserver};
-use crate::raft::election::{Action, AppendGate, Election, FollowerProgress, HardState, RoleState};
+use crate::raft::election::{
+    Action, AppendGate, Election, FollowerProgress, HardState, RoleState, TransferError,
+};
 use crate::raft::message::{MessageBody, PeerMessage};
 use crate::raft::read::ReadLevel;
 use crate::transport::PeerNetwork;
@@ -52,6 +54,20 @@ pub struct MatchAdvanced {
 #[derive(Message)]
 #[rtype(result = "RoleState")]
 pub struct GetRole;
+
+/// Hand leadership to another voter (thesis §3.10); answered once the hand-over started (or
+/// could not).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TransferLeadership {
+    pub to: NodeId,
+    pub reply: oneshot::Sender<Result<(), TransferError>>,
+}
+
+/// Step down as leader without naming a successor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resign;
 
 /// Role, leader commit index and follower progress, for status reports.
 #[derive(Message)]
@@ -309,6 +325,13 @@ impl ElectionActor {
             MessageBody::ReadIndexResponse(response) => self
                 .core
                 .on_read_index_response(now, term, &response, &mut out),
+            MessageBody::TimeoutNow => {
+                self.with_last_log_id(ctx, move |act, last_log, out| {
+                    let now = act.clock.now();
+                    act.core.on_timeout_now(now, from, term, last_log, out);
+                });
+                return;
+            }
             MessageBody::AppendEntriesResponse(_) => {
                 unreachable!("the router sends AppendEntries responses to replicators")
             }
@@ -431,6 +454,31 @@ impl Handler<ReadIndex> for ElectionActor {
         self.reads.insert(id, msg.reply);
         let mut out = Vec::new();
         self.core.on_read(self.clock.now(), id, msg.level, &mut out);
+        self.run_actions(out, ctx);
+    }
+}
+
+impl Handler<TransferLeadership> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TransferLeadership, ctx: &mut Context<Self>) {
+        let TransferLeadership { to, reply } = msg;
+        self.with_last_log_id(ctx, move |act, last_log, out| {
+            let now = act.clock.now();
+            let result = act
+                .core
+                .on_transfer_leadership(now, to, last_log.index, out);
+            let _ = reply.send(result);
+        });
+    }
+}
+
+impl Handler<Resign> for ElectionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Resign, ctx: &mut Context<Self>) {
+        let mut out = Vec::new();
+        self.core.on_resign(self.clock.now(), &mut out);
         self.run_actions(out, ctx);
     }
 }

@@ -27,6 +27,7 @@ pub mod mem_store;
 pub mod metrics;
 pub mod replicator_actor;
 pub mod router;
+pub mod state_machine;
 pub mod storage;
 pub mod wal_actor;
 pub mod wal_store;
@@ -36,7 +37,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::{mpsc, oneshot};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::node::apply_actor::{
     ApplyActor, GetApplied, GetProgress, ListStreams, ReadStream, Submit, SubmitResult,
@@ -50,9 +52,13 @@ use crate::node::election_actor::{
 };
 use crate::node::replicator_actor::ReplicatorActor;
 use crate::node::router::{ReplicatorDeps, Router, Shutdown};
+use crate::node::state_machine::StateMachine;
 use crate::node::storage::{BlockingPool, HardStateStore, LogStore};
 use crate::node::wal_actor::{WalActor, WalLinks};
-use crate::raft::election::{Election, ElectionConfig, Role, RoleState, SafetyOverrides};
+use crate::raft::election::{
+    Election, ElectionConfig, Role, RoleState, SafetyOverrides, TransferError,
+};
+use crate::raft::leader_view::LeaderView;
 use crate::raft::message::PeerMessage;
 use crate::raft::progress::ReplicationLimits;
 use crate::raft::read::ReadLevel;
@@ -60,7 +66,7 @@ use crate::streams::{self, AppendCommand, CommandBatch, StreamInfo, Streams};
 use crate::transport::PeerNetwork;
 use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
 
-pub use crate::node::apply_actor::{Applied, StreamRead, SubmitError};
+pub use crate::node::apply_actor::{Applied, Proposal, StreamRead, SubmitError};
 
 /// A node's progress, for status reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,6 +192,8 @@ pub struct NodeStorage {
 
 /// What connects a node to the world.
 pub struct NodeWiring {
+    /// The embedding program's own state machine, applied beside the streams.
+    pub application: Option<Box<dyn StateMachine>>,
     pub network: Arc<dyn PeerNetwork>,
     pub inbound: mpsc::Receiver<PeerMessage>,
     pub clock: Clock,
@@ -202,6 +210,7 @@ pub struct NodeHandle {
     apply: Addr<ApplyActor>,
     router: Addr<Router>,
     batcher: Addr<ProposalBatcher>,
+    leader_view: watch::Receiver<LeaderView>,
 }
 
 /// Starts a node's actors. Must be called from within a running actix system.
@@ -254,9 +263,12 @@ pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> No
     // The producer table's bound decides which producers are forgotten, so it is replicated
     // behaviour: one constant for every node, never per-node config.
     let streams = Streams::new(streams::PRODUCERS_MAX_DEFAULT);
+    let (leader_tx, leader_view) = watch::channel(LeaderView::default());
     apply_ctx.run(ApplyActor::new(
         config.id,
         streams,
+        wiring.application,
+        leader_tx,
         reader,
         wal.clone(),
         wiring.observer.clone(),
@@ -293,6 +305,7 @@ pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> No
         apply,
         router,
         batcher,
+        leader_view,
     }
 }
 
@@ -380,9 +393,49 @@ impl NodeHandle {
     /// Proposes a batch of stream commands through this node, which must be the leader, and
     /// waits until it is applied.
     pub async fn submit(&self, batch: CommandBatch) -> SubmitResult {
+        self.propose(Proposal::Streams(batch), None).await
+    }
+
+    /// Proposes one entry through this node, which must be the leader — of `fence`, if
+    /// given — and waits until it is applied.
+    pub async fn propose(&self, proposal: Proposal, fence: Option<Term>) -> SubmitResult {
         let (reply, result) = oneshot::channel();
-        self.apply.do_send(Submit { batch, reply });
+        self.apply.do_send(Submit {
+            proposal,
+            fence,
+            reply,
+        });
         result.await.unwrap_or(Err(SubmitError::NodeStopped))
+    }
+
+    /// Who leads, published once this node has applied everything committed before that
+    /// leader's term began.
+    pub fn leader_view(&self) -> watch::Receiver<LeaderView> {
+        self.leader_view.clone()
+    }
+
+    /// Hands leadership to `to` (this node must lead).
+    pub async fn transfer_leadership(&self, to: NodeId) -> Result<(), TransferError> {
+        let (reply, result) = oneshot::channel();
+        self.election
+            .do_send(election_actor::TransferLeadership { to, reply });
+        result
+            .await
+            .unwrap_or(Err(TransferError::NotLeader { leader: None }))
+    }
+
+    /// Steps down as leader without naming a successor.
+    pub fn resign(&self) {
+        self.election.do_send(election_actor::Resign);
+    }
+
+    /// The application state machine's snapshot (`None` without one, or once stopped).
+    pub async fn snapshot_application(&self) -> Option<Bytes> {
+        self.apply
+            .send(apply_actor::SnapshotApplication)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Appends through the proposal batcher, which gathers concurrent appends into one entry;

@@ -71,6 +71,12 @@ pub enum BlockingPool {
     /// For the simulator: the job runs on the event loop after a random delay drawn from the
     /// shared seeded RNG, which is how slow and stalled disks are simulated.
     Simulated(Arc<SimulatedDisk>),
+    /// Runs each job at once, on the caller's thread. Only for stores whose jobs do not block:
+    /// the in-memory store of the core benchmark, whose flush is a few assignments and so is
+    /// "durable at once", as openraft's `benchmarks/minimal` store reports its I/O complete
+    /// inside the append call. The job's completion message still goes through the actor's
+    /// mailbox, so the actors see the same order of events as with a thread.
+    Inline,
 }
 
 /// The simulated disk's timing, shared by the pools of one simulated node.
@@ -111,6 +117,7 @@ impl BlockingPool {
                     job();
                 });
             }
+            BlockingPool::Inline => job(),
         }
     }
 }

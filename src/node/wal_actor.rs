@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use bytes::Bytes;
 
 use crate::node::events::{Appended, Committed, DurableUpTo, RoleChanged, TermStarted};
 use crate::node::storage::{BlockingPool, FlushOutcome, LogStore};
@@ -27,13 +26,14 @@ use crate::raft::uncommitted::UncommittedBytes;
 use crate::transport::PeerNetwork;
 use crate::types::{LogId, LogIndex, NodeId, Term};
 
-/// Leader: append these commands in `term`. Answered with [`Proposed`] to `reply_to`, in
-/// the same order as the commands, before the entries can possibly commit.
+/// Leader: append these payloads in `term`, one entry each, each with the proposer's token.
+/// Answered with [`Proposed`] to `reply_to`, in the same order, before the entries can
+/// possibly commit.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Propose {
     pub term: Term,
-    pub commands: Vec<(u64, Bytes)>,
+    pub commands: Vec<(u64, EntryPayload)>,
     pub reply_to: Recipient<Proposed>,
 }
 
@@ -238,7 +238,11 @@ impl Handler<Propose> for WalActor {
     type Result = ();
 
     fn handle(&mut self, msg: Propose, ctx: &mut Context<Self>) {
-        let bytes: u64 = msg.commands.iter().map(|(_, c)| c.len() as u64).sum();
+        let bytes: u64 = msg
+            .commands
+            .iter()
+            .map(|(_, c)| c.bytes().len() as u64)
+            .sum();
         let refusal = if !self.is_leader_of(msg.term) {
             Some(ProposeError::NotLeader {
                 leader: self.role.leader,
@@ -259,7 +263,7 @@ impl Handler<Propose> for WalActor {
             .zip(&msg.commands)
             .map(|(offset, (_, payload))| Entry {
                 log_id: LogId::new(msg.term, first + offset),
-                payload: EntryPayload::Command(payload.clone()),
+                payload: payload.clone(),
             })
             .collect();
         let last = entries

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::raft::commit::CommitRule;
-use crate::raft::leader::LeaderState;
+use crate::raft::leader::{LeaderState, Transfer};
 use crate::raft::message::{
     Heartbeat, HeartbeatResponse, MessageBody, PeerMessage, ReadIndexRequest, ReadIndexResponse,
     VoteRequest, VoteResponse,
@@ -102,6 +102,15 @@ pub enum Action {
         id: u64,
         leader: Option<NodeId>,
     },
+}
+
+/// Why leadership could not be handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("this node is not the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("{0} is not a voter of this cluster")]
+    NotAVoter(NodeId),
 }
 
 /// A leader's view of one follower, for status reports.
@@ -255,7 +264,7 @@ impl Election {
         if self.config.pre_vote {
             self.become_pre_candidate(now, last_log, out);
         } else {
-            self.become_candidate(now, last_log, out);
+            self.become_candidate(now, last_log, false, out);
         }
     }
 
@@ -276,6 +285,10 @@ impl Election {
                 self.become_follower(now, self.term, None, out);
                 return;
             }
+        }
+        if leader.transfer.is_some_and(|t| now >= t.give_up_at) {
+            // The target did not take over in time (down, or too far behind): keep leading.
+            leader.transfer = None;
         }
         if let Some(round) = leader.maybe_start_round(now, interval) {
             self.send_heartbeats(round, out);
@@ -314,7 +327,7 @@ impl Election {
         last_log: LogId,
         out: &mut Vec<Action>,
     ) {
-        if term > self.term && self.in_leader_contact(now) {
+        if term > self.term && !request.transfer && self.in_leader_contact(now) {
             // Thesis §4.2.3: a live leader exists; ignore without adopting the term, so a
             // partitioned node rejoining cannot depose it (and leases stay valid).
             return;
@@ -389,7 +402,7 @@ impl Election {
         }
         self.votes.entry(from).or_insert(response.granted);
         match self.tally() {
-            Tally::Won if response.pre_vote => self.become_candidate(now, last_log, out),
+            Tally::Won if response.pre_vote => self.become_candidate(now, last_log, false, out),
             Tally::Won => self.become_leader(now, out),
             Tally::Lost => self.become_follower(now, self.term, None, out),
             Tally::Pending => {}
@@ -536,6 +549,7 @@ impl Election {
                 out.push(Action::Committed(committed));
                 self.serve_parked_reads(now, out);
             }
+            self.maybe_send_timeout_now(out);
         }
     }
 
@@ -544,6 +558,90 @@ impl Election {
             return None;
         }
         self.leader_state.as_mut()
+    }
+
+    // ---- handing over leadership (Raft thesis §3.10) ------------------------------------------
+
+    /// Hands leadership to `to`: once `to` holds everything up to `last_index` (the leader's
+    /// last index now), it is told to campaign at once, and voters grant it their votes even
+    /// though they still hear from this leader. Until it takes over, this leader keeps
+    /// leading but serves no lease reads. A transfer that does not complete within the
+    /// maximum election timeout is abandoned.
+    pub fn on_transfer_leadership(
+        &mut self,
+        now: MonoTime,
+        to: NodeId,
+        last_index: LogIndex,
+        out: &mut Vec<Action>,
+    ) -> Result<(), TransferError> {
+        if self.role != Role::Leader {
+            return Err(TransferError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if !self.config.voters.contains(&to) {
+            return Err(TransferError::NotAVoter(to));
+        }
+        if to == self.config.id {
+            return Ok(());
+        }
+        let give_up_at = now + self.config.election_timeout_max;
+        let leader = self
+            .leader_state
+            .as_mut()
+            .expect("a leader has leader state");
+        leader.transfer = Some(Transfer {
+            to,
+            caught_up_at: last_index,
+            give_up_at,
+            sent: false,
+        });
+        self.maybe_send_timeout_now(out);
+        Ok(())
+    }
+
+    fn maybe_send_timeout_now(&mut self, out: &mut Vec<Action>) {
+        let Some(leader) = self.leader_state.as_mut() else {
+            return;
+        };
+        let Some(transfer) = leader.transfer.as_mut() else {
+            return;
+        };
+        if transfer.sent || leader.commit.matched(transfer.to) < transfer.caught_up_at {
+            return;
+        }
+        transfer.sent = true;
+        let to = transfer.to;
+        out.push(Action::Send(self.message_to(
+            to,
+            self.term,
+            MessageBody::TimeoutNow,
+        )));
+    }
+
+    /// The leader told this node to take over: campaign now, without a PreVote round.
+    pub fn on_timeout_now(
+        &mut self,
+        now: MonoTime,
+        from: NodeId,
+        term: Term,
+        last_log: LogId,
+        out: &mut Vec<Action>,
+    ) {
+        if term == self.term && self.leader == Some(from) && self.role == Role::Follower {
+            self.become_candidate(now, last_log, true, out);
+        }
+    }
+
+    /// Steps down without naming a successor: the others elect one once their election
+    /// timers run out. This node waits a full maximum timeout before campaigning itself.
+    pub fn on_resign(&mut self, now: MonoTime, out: &mut Vec<Action>) {
+        if self.role != Role::Leader {
+            return;
+        }
+        self.become_follower(now, self.term, None, out);
+        self.election_deadline =
+            now + self.config.election_timeout_max + self.config.election_timeout_min;
     }
 
     // ---- reads (Raft thesis §6.4) ---------------------------------------------------------
@@ -719,6 +817,9 @@ impl Election {
         let Some(leader) = &self.leader_state else {
             return false;
         };
+        if leader.transfer.is_some() {
+            return false; // handing over on purpose: another leader may be minutes away
+        }
         let duration = lease_duration(
             self.config.election_timeout_min,
             self.config.clock_drift_max,
@@ -788,10 +889,16 @@ impl Election {
         self.votes.clear();
         self.reset_election_deadline(now);
         out.push(Action::RoleChanged(self.role_state()));
-        self.request_votes(true, self.term.next(), last_log, now, out);
+        self.request_votes(true, false, self.term.next(), last_log, now, out);
     }
 
-    fn become_candidate(&mut self, now: MonoTime, last_log: LogId, out: &mut Vec<Action>) {
+    fn become_candidate(
+        &mut self,
+        now: MonoTime,
+        last_log: LogId,
+        transfer: bool,
+        out: &mut Vec<Action>,
+    ) {
         self.abandon_reads(out);
         self.term = self.term.next();
         self.voted_for = Some(self.config.id);
@@ -802,12 +909,13 @@ impl Election {
         self.reset_election_deadline(now);
         out.push(Action::PersistHardState(self.hard_state()));
         out.push(Action::RoleChanged(self.role_state()));
-        self.request_votes(false, self.term, last_log, now, out);
+        self.request_votes(false, transfer, self.term, last_log, now, out);
     }
 
     fn request_votes(
         &mut self,
         pre_vote: bool,
+        transfer: bool,
         term: Term,
         last_log: LogId,
         now: MonoTime,
@@ -820,13 +928,17 @@ impl Election {
             .iter()
             .filter(|&&id| id != self.config.id)
         {
-            let body = MessageBody::VoteRequest(VoteRequest { pre_vote, last_log });
+            let body = MessageBody::VoteRequest(VoteRequest {
+                pre_vote,
+                last_log,
+                transfer,
+            });
             out.push(Action::Send(self.message_to(peer, term, body)));
         }
         // A single-voter cluster wins on its own vote.
         if self.tally() == Tally::Won {
             if pre_vote {
-                self.become_candidate(now, last_log, out);
+                self.become_candidate(now, last_log, false, out);
             } else {
                 self.become_leader(now, out);
             }

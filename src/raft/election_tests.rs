@@ -47,7 +47,11 @@ fn msg(from: NodeId, to: NodeId, term: u64, body: MessageBody) -> Action {
 }
 
 fn vote_req(pre_vote: bool, last_log: LogId) -> VoteRequest {
-    VoteRequest { pre_vote, last_log }
+    VoteRequest {
+        pre_vote,
+        last_log,
+        transfer: false,
+    }
 }
 
 fn vote_resp(pre_vote: bool, granted: bool) -> VoteResponse {
@@ -638,4 +642,134 @@ fn a_single_node_cluster_elects_itself() {
 fn two_leaders_in_one_term_is_fatal() {
     let mut e = leader_n1();
     e.on_append_entries(ms(1010), N2, Term(2), &mut vec![]);
+}
+
+#[test]
+fn leadership_is_handed_over_once_the_target_is_caught_up() {
+    let mut e = leader_n1();
+    let mut out = vec![];
+    e.on_term_first_index(ms(1002), Term(2), LogIndex(6), &mut out);
+    out.clear();
+    e.on_transfer_leadership(ms(1003), N3, LogIndex(8), &mut out)
+        .unwrap();
+    assert!(out.is_empty(), "n3 is not caught up yet");
+    e.on_match(ms(1004), Term(2), N3, LogIndex(7), &mut out);
+    assert!(out.is_empty());
+    e.on_match(ms(1005), Term(2), N3, LogIndex(8), &mut out);
+    assert_eq!(out, vec![msg(N1, N3, 2, MessageBody::TimeoutNow)]);
+}
+
+#[test]
+fn a_transfer_target_campaigns_at_once_and_is_granted_votes_inside_the_lease() {
+    let mut target = follower(N3, 2);
+    let mut out = vec![];
+    target.on_heartbeat(
+        ms(1000),
+        N1,
+        Term(2),
+        &Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+        &mut out,
+    );
+    out.clear();
+    target.on_timeout_now(ms(1001), N1, Term(2), log(2, 8), &mut out);
+    let request = VoteRequest {
+        pre_vote: false,
+        last_log: log(2, 8),
+        transfer: true,
+    };
+    assert_eq!(
+        out,
+        vec![
+            persist(3, Some(N3)),
+            role(3, Role::Candidate, None),
+            msg(N3, N1, 3, MessageBody::VoteRequest(request.clone())),
+            msg(N3, N2, 3, MessageBody::VoteRequest(request.clone())),
+        ]
+    );
+    // n2 heard from n1 a moment ago, yet grants the transfer's vote.
+    let mut voter = follower(N2, 2);
+    out.clear();
+    voter.on_heartbeat(
+        ms(1000),
+        N1,
+        Term(2),
+        &Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+        &mut out,
+    );
+    out.clear();
+    voter.on_vote_request(ms(1001), N3, Term(3), &request, log(2, 8), &mut out);
+    assert_eq!(
+        voter.hard_state(),
+        HardState {
+            term: Term(3),
+            voted_for: Some(N3)
+        }
+    );
+}
+
+#[test]
+fn timeout_now_from_anyone_but_the_leader_is_ignored() {
+    let mut e = follower(N3, 2);
+    let mut out = vec![];
+    e.on_heartbeat(
+        ms(1000),
+        N1,
+        Term(2),
+        &Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+        &mut out,
+    );
+    out.clear();
+    e.on_timeout_now(ms(1001), N2, Term(2), log(2, 8), &mut out);
+    e.on_timeout_now(ms(1001), N1, Term(1), log(2, 8), &mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn an_unfinished_transfer_is_abandoned_after_the_maximum_election_timeout() {
+    let mut e = leader_n1();
+    let mut out = vec![];
+    e.on_transfer_leadership(ms(1003), N3, LogIndex(8), &mut out)
+        .unwrap();
+    // n2 answers every heartbeat round, so CheckQuorum keeps n1 leading meanwhile.
+    for now in (1050..=1303).step_by(50).chain([1303]) {
+        out.clear();
+        e.on_leader_tick(ms(now), &mut out);
+        for action in &out.clone() {
+            if let Action::Send(m) = action {
+                if let (N2, MessageBody::Heartbeat(h)) = (m.to, &m.body) {
+                    let response = HeartbeatResponse { round: h.round };
+                    e.on_heartbeat_response(ms(now), N2, Term(2), &response, &mut out);
+                }
+            }
+        }
+    }
+    assert_eq!(e.role(), Role::Leader);
+    out.clear();
+    e.on_match(ms(1304), Term(2), N3, LogIndex(8), &mut out);
+    assert!(!out
+        .iter()
+        .any(|a| matches!(a, Action::Send(m) if m.body == MessageBody::TimeoutNow)));
+    assert_eq!(e.role(), Role::Leader);
+}
+
+#[test]
+fn a_resigning_leader_steps_down_and_waits_before_campaigning() {
+    let mut e = leader_n1();
+    let mut out = vec![];
+    e.on_resign(ms(1010), &mut out);
+    assert_eq!(out, vec![role(2, Role::Follower, None)]);
+    assert!(!e.election_due(ms(1010) + Duration::from_millis(300)));
+    assert_eq!(
+        e.on_transfer_leadership(ms(1011), N2, LogIndex(1), &mut out),
+        Err(TransferError::NotLeader { leader: None })
+    );
 }

@@ -14,6 +14,16 @@ use crate::types::{LogIndex, MonoTime, NodeId, Term};
 /// How many recent rounds' send times a leader remembers.
 const ROUNDS_REMEMBERED_MAX: usize = 64;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub to: NodeId,
+    /// The leader's last index when the transfer began: the target must hold it.
+    pub caught_up_at: LogIndex,
+    pub give_up_at: MonoTime,
+    /// Whether TimeoutNow has been sent.
+    pub sent: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct LeaderState {
     pub commit: CommitTracker,
@@ -21,6 +31,9 @@ pub struct LeaderState {
     /// The round started to confirm reads that no majority has acknowledged yet: while one
     /// is out, newly arrived reads wait for the next, so reads share rounds under load.
     pub read_round_in_flight: Option<u64>,
+    /// A leadership transfer in progress: to whom, the index it must hold first, and when to
+    /// give up. While set, the lease is void — this leader is handing over on purpose.
+    pub transfer: Option<Transfer>,
     /// The last heartbeat round sent; rounds start at 1.
     round: u64,
     rounds_sent_at: VecDeque<(u64, MonoTime)>,
@@ -46,6 +59,7 @@ impl LeaderState {
             commit: CommitTracker::new(term, voters.iter().copied(), LogIndex(0), rule),
             reads: ReadQueue::new(reads_max),
             read_round_in_flight: None,
+            transfer: None,
             round: 0,
             rounds_sent_at: VecDeque::with_capacity(ROUNDS_REMEMBERED_MAX),
             acked_round: BTreeMap::new(),
@@ -57,7 +71,8 @@ impl LeaderState {
     }
 
     pub fn next_wakeup(&self) -> MonoTime {
-        self.next_heartbeat_at.min(self.quorum_check_at)
+        let wakeup = self.next_heartbeat_at.min(self.quorum_check_at);
+        self.transfer.map_or(wakeup, |t| wakeup.min(t.give_up_at))
     }
 
     /// The last round started.

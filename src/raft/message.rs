@@ -24,19 +24,23 @@ pub enum EntryPayload {
     /// Appended by every new leader at the start of its term (Raft §8): committing it commits
     /// everything before it, and it lets the leader learn its commit index promptly.
     Noop,
-    /// An opaque command for the state machine.
+    /// A batch of stream commands, for the stream state machine.
     Command(Bytes),
+    /// An opaque command for the embedding program's own state machine.
+    Application(Bytes),
 }
 
 impl EntryPayload {
     pub const KIND_NOOP: u8 = 0;
     pub const KIND_COMMAND: u8 = 1;
+    pub const KIND_APPLICATION: u8 = 2;
 
     /// The kind byte stored next to the payload in the WAL.
     pub fn kind(&self) -> u8 {
         match self {
             EntryPayload::Noop => Self::KIND_NOOP,
             EntryPayload::Command(_) => Self::KIND_COMMAND,
+            EntryPayload::Application(_) => Self::KIND_APPLICATION,
         }
     }
 
@@ -44,7 +48,7 @@ impl EntryPayload {
     pub fn bytes(&self) -> &[u8] {
         match self {
             EntryPayload::Noop => &[],
-            EntryPayload::Command(bytes) => bytes,
+            EntryPayload::Command(bytes) | EntryPayload::Application(bytes) => bytes,
         }
     }
 
@@ -53,6 +57,7 @@ impl EntryPayload {
         match kind {
             Self::KIND_NOOP => Some(EntryPayload::Noop),
             Self::KIND_COMMAND => Some(EntryPayload::Command(bytes)),
+            Self::KIND_APPLICATION => Some(EntryPayload::Application(bytes)),
             _ => None,
         }
     }
@@ -86,6 +91,8 @@ pub enum MessageBody {
     HeartbeatResponse(HeartbeatResponse),
     ReadIndexRequest(ReadIndexRequest),
     ReadIndexResponse(ReadIndexResponse),
+    /// The leader hands leadership to the receiver: campaign now (thesis §3.10).
+    TimeoutNow,
 }
 
 impl MessageBody {
@@ -102,6 +109,7 @@ impl MessageBody {
             MessageBody::HeartbeatResponse(_) => "heartbeat_response",
             MessageBody::ReadIndexRequest(_) => "read_index_request",
             MessageBody::ReadIndexResponse(_) => "read_index_response",
+            MessageBody::TimeoutNow => "timeout_now",
         }
     }
 }
@@ -112,6 +120,9 @@ pub struct VoteRequest {
     pub pre_vote: bool,
     /// The candidate's last log entry, for the up-to-date check (§5.4.1).
     pub last_log: LogId,
+    /// The candidate campaigns because the leader handed leadership to it (thesis §3.10):
+    /// voters grant even though they still hear from that leader.
+    pub transfer: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

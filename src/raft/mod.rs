@@ -13,6 +13,7 @@ pub mod commit;
 pub mod election;
 pub mod inflight;
 pub mod leader;
+pub mod leader_view;
 pub mod log_rules;
 pub mod message;
 pub mod progress;

@@ -1,11 +1,12 @@
 //! Peer transport: how a node's Raft messages reach the other members of its cluster.
 //!
-//! This module owns the [`PeerNetwork`] contract that the node layer codes against, and two
+//! This module owns the [`PeerNetwork`] contract that the node layer codes against, and three
 //! implementations of it:
 //! - [`tcp`]: real TCP between processes, bincode-encoded messages in length-delimited frames
 //!   ([`frame`] is the byte format), a cluster-id/node-id handshake, reconnect with backoff;
 //! - [`sim`]: an in-process network for the deterministic simulator, with seeded drops,
-//!   delays (and so reordering), duplicates, partitions and crashed nodes.
+//!   delays (and so reordering), duplicates, partitions and crashed nodes;
+//! - [`local`]: a direct in-process network without faults or timers, for the core benchmark.
 //!
 //! Delivery is deliberately best effort. Raft is built for a network that loses, delays,
 //! duplicates and reorders messages (Raft §5.1), so a transport never blocks the sender and
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::raft::message::PeerMessage;
 
 pub mod frame;
+pub mod local;
 pub mod sim;
 pub mod tcp;
 

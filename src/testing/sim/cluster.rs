@@ -125,6 +125,7 @@ impl SimCluster {
             }
         });
         let wiring = NodeWiring {
+            application: None,
             network: self.network.handle_for(id, network_incarnation),
             inbound: inbound_rx,
             clock: Clock::with_drift(drift_ppm),
