@@ -183,7 +183,7 @@ pub struct LimitsConfig {
     pub read_bytes_max: u64,
 }
 
-mod defaults {
+pub(crate) mod defaults {
     pub fn request_timeout_ms() -> u64 {
         5_000
     }
@@ -332,7 +332,8 @@ impl NodeFileConfig {
     fn check_addresses(&self, problems: &mut Problems) {
         let http = check_listen(problems, "http.listen", &self.http.listen);
         let peer = check_listen(problems, "peer.listen", &self.peer.listen);
-        if http.is_some() && http == peer {
+        // Port 0 asks the system for any free port, so two of them never collide.
+        if http.is_some_and(|address| address.port() != 0) && http == peer {
             problems.push(format!(
                 "http.listen and peer.listen are both {}; they need different ports",
                 self.http.listen

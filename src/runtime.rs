@@ -17,9 +17,11 @@ use actix_web::dev::ServerHandle;
 use tokio::sync::mpsc;
 
 use crate::config::NodeFileConfig;
+use crate::embed::Raftlog;
 use crate::http::{self, HttpContext, LogService};
 use crate::node::batcher::BatchLimits;
 use crate::node::clock::Clock;
+use crate::node::state_machine::StateMachine;
 use crate::node::storage::BlockingPool;
 use crate::node::wal_store;
 use crate::node::{self, NodeConfig, NodeHandle, NodeStorage, NodeWiring};
@@ -31,11 +33,29 @@ use crate::types::NodeId;
 /// How many peer messages a node buffers before the transport drops (Raft retries).
 const INBOUND_CAPACITY: usize = 16 * 1024;
 
+/// What a node runs besides what its config file says.
+pub struct StartOptions {
+    /// The embedding program's own replicated state machine, if any.
+    pub application: Option<Box<dyn StateMachine>>,
+    /// Serve the HTTP API on the config's `[http] listen` address.
+    pub http: bool,
+}
+
+impl Default for StartOptions {
+    /// What `raftlog serve` runs: the streams and the HTTP API.
+    fn default() -> Self {
+        StartOptions {
+            application: None,
+            http: true,
+        }
+    }
+}
+
 /// A node serving clients and peers.
 pub struct RunningNode {
     pub id: NodeId,
     pub node: NodeHandle,
-    http: ServerHandle,
+    http: Option<ServerHandle>,
     transport: Arc<TcpTransport>,
     wal_arbiter: Arbiter,
 }
@@ -88,7 +108,7 @@ fn resolve(address: &str) -> Result<SocketAddr, String> {
 
 /// Opens the node's storage, starts its transport, actors and HTTP server. Must run inside
 /// the actix system.
-pub fn start_node(file: &NodeFileConfig) -> Result<RunningNode, String> {
+pub fn start_node(file: &NodeFileConfig, start: StartOptions) -> Result<RunningNode, String> {
     std::fs::create_dir_all(&file.data_dir).map_err(|e| {
         format!(
             "cannot create data directory {}: {e}",
@@ -130,7 +150,7 @@ pub fn start_node(file: &NodeFileConfig) -> Result<RunningNode, String> {
     };
     let id = file.id;
     let wiring = NodeWiring {
-        application: None,
+        application: start.application,
         network: transport.clone(),
         inbound: inbound_rx,
         clock: Clock::new(),
@@ -142,23 +162,11 @@ pub fn start_node(file: &NodeFileConfig) -> Result<RunningNode, String> {
         }),
     };
     let node = node::start(node_config(file), storage, wiring);
-
-    let members_http = file
-        .members
-        .iter()
-        .map(|m| (m.id, m.http.clone()))
-        .collect();
-    let service = NodeService::new(node.clone(), members_http);
-    let listener = http::server::bind(file.http_listen()).map_err(|e| e.to_string())?;
-    let server = http::server::start(
-        listener,
-        file.http.workers,
-        HttpContext::from_config(file),
-        move || Arc::new(service.clone()) as Arc<dyn LogService>,
-    )
-    .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
-    let http = server.handle();
-    actix_rt::spawn(server);
+    let http = if start.http {
+        Some(start_http(file, &node)?)
+    } else {
+        None
+    };
     Ok(RunningNode {
         id,
         node,
@@ -168,11 +176,35 @@ pub fn start_node(file: &NodeFileConfig) -> Result<RunningNode, String> {
     })
 }
 
+/// Serves the HTTP API: a layer over the node's library handle.
+fn start_http(file: &NodeFileConfig, node: &NodeHandle) -> Result<ServerHandle, String> {
+    let members_http = file
+        .members
+        .iter()
+        .map(|m| (m.id, m.http.clone()))
+        .collect();
+    let log = Raftlog::new(node.clone(), 3 * file.raft.election_timeout_max());
+    let service = NodeService::new(log, members_http);
+    let listener = http::server::bind(file.http_listen()).map_err(|e| e.to_string())?;
+    let server = http::server::start(
+        listener,
+        file.http.workers,
+        HttpContext::from_config(file),
+        move || Arc::new(service.clone()) as Arc<dyn LogService>,
+    )
+    .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(handle)
+}
+
 /// Stops a node cleanly: no new HTTP requests, those in progress finish (or are closed after
 /// the grace period), everything appended is flushed, then the actors and the transport stop.
 pub async fn stop_node(running: RunningNode) {
     running.node.release_waiters();
-    running.http.stop(true).await;
+    if let Some(http) = &running.http {
+        http.stop(true).await;
+    }
     match running.node.drain().await {
         Some(durable) => tracing::info!(node = running.id.0, %durable, "log flushed"),
         None => tracing::warn!(

@@ -68,7 +68,7 @@ pub async fn run_nodes(
 ) -> Result<(), CliError> {
     let mut running = Vec::new();
     for config in &configs {
-        match runtime::start_node(config) {
+        match runtime::start_node(config, Default::default()) {
             Ok(node) => running.push(node),
             Err(error) => {
                 for node in running {

@@ -98,17 +98,7 @@ pub struct AppendResult {
     pub term: Term,
 }
 
-/// How fresh a read must be (API.md, Read).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Consistency {
-    /// ReadIndex through the leader: sees every write acknowledged before the read began.
-    #[default]
-    Linearizable,
-    /// The leader answers locally while its lease holds, else falls back to ReadIndex.
-    Lease,
-    /// This node's applied state, without coordination: may lag behind the leader.
-    Stale,
-}
+pub use crate::embed::Consistency;
 
 /// One read of a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //!
 //! Takes: [`Submit`], [`Proposed`], [`Committed`], [`RoleChanged`], [`ReadStream`],
 //! [`WaitForRecord`], [`ListStreams`], [`GetApplied`], [`GetProgress`],
-//! [`SnapshotApplication`], [`ReleaseWaiters`].
+//! [`WaitApplied`], [`SnapshotApplication`], [`ReleaseWaiters`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -111,6 +111,15 @@ pub struct StreamRead {
     pub applied: LogIndex,
 }
 
+/// Resolves with the applied index once this node has applied at least `index`: the second
+/// half of a linearizable read of the application state machine.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WaitApplied {
+    pub index: LogIndex,
+    pub reply: oneshot::Sender<LogIndex>,
+}
+
 /// The applied index.
 #[derive(Message)]
 #[rtype(result = "LogIndex")]
@@ -167,6 +176,8 @@ pub struct ApplyActor {
     in_log: BTreeMap<LogIndex, (Term, oneshot::Sender<SubmitResult>)>,
     /// Reads waiting for the applied index to reach theirs.
     reads_after: BTreeMap<LogIndex, Vec<ReadStream>>,
+    /// [`WaitApplied`] requests, by the index they wait for.
+    applied_waiters: BTreeMap<LogIndex, Vec<oneshot::Sender<LogIndex>>>,
     /// Long-polls and tails waiting for a stream to reach an offset.
     record_waiters: BTreeMap<String, Vec<(Offset, oneshot::Sender<()>)>>,
     /// Set by [`ReleaseWaiters`]: no new waits.
@@ -202,6 +213,7 @@ impl ApplyActor {
             proposing: BTreeMap::new(),
             in_log: BTreeMap::new(),
             reads_after: BTreeMap::new(),
+            applied_waiters: BTreeMap::new(),
             record_waiters: BTreeMap::new(),
             releasing_waiters: false,
         }
@@ -273,6 +285,14 @@ impl ApplyActor {
             for read in entry.remove() {
                 let result = self.read(&read.stream, read.from, read.limit);
                 let _ = read.reply.send(result);
+            }
+        }
+        while let Some(entry) = self.applied_waiters.first_entry() {
+            if *entry.key() > self.applied {
+                break;
+            }
+            for reply in entry.remove() {
+                let _ = reply.send(self.applied);
             }
         }
     }
@@ -439,6 +459,21 @@ impl Handler<ReadStream> for ApplyActor {
             let _ = msg.reply.send(result);
         } else {
             self.reads_after.entry(msg.after).or_default().push(msg);
+        }
+    }
+}
+
+impl Handler<WaitApplied> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WaitApplied, _: &mut Context<Self>) {
+        if msg.index <= self.applied {
+            let _ = msg.reply.send(self.applied);
+        } else {
+            self.applied_waiters
+                .entry(msg.index)
+                .or_default()
+                .push(msg.reply);
         }
     }
 }

@@ -494,6 +494,19 @@ impl NodeHandle {
         self.apply.send(GetApplied).await.ok()
     }
 
+    /// Confirms a read index at `level` (through the leader if this node follows) and waits
+    /// until this node has applied it; returns the applied index. State read afterwards —
+    /// the streams, or the application state machine's — is linearizable.
+    pub async fn linearize(&self, level: ReadLevel) -> Result<LogIndex, ReadFailure> {
+        let (reply, index) = oneshot::channel();
+        self.election.do_send(ReadIndex { level, reply });
+        let index = index.await.map_err(|_| ReadFailure::NodeStopped)??;
+        let (reply, applied) = oneshot::channel();
+        self.apply
+            .do_send(apply_actor::WaitApplied { index, reply });
+        applied.await.map_err(|_| ReadFailure::NodeStopped)
+    }
+
     /// Records of `stream` from this node's applied state, without coordination.
     pub async fn read_stale(
         &self,

@@ -1,83 +1,52 @@
-//! The node's typed outcomes, as the HTTP layer's [`ServiceError`]s. Every mapping from a
-//! node failure to an API error lives here.
+//! The library handle's typed [`Error`]s, as the HTTP layer's [`ServiceError`]s. Every mapping
+//! from a node failure to an API error lives here.
 
 use std::time::Duration;
 
-use crate::http::service::{AppendResult, ServiceError};
-use crate::node::{ReadError, ReadFailure, SubmitError};
-use crate::streams::AppendOutcome;
-use crate::types::{LogId, NodeId};
+use crate::embed::Error;
+use crate::http::service::ServiceError;
+use crate::types::NodeId;
 
 /// How long a client should wait before retrying after a leadership hiccup: about one
 /// election.
 const RETRY_AFTER_ELECTION: Duration = Duration::from_millis(300);
 
-pub fn stopping() -> ServiceError {
-    ServiceError::unavailable("the node is shutting down", Duration::from_secs(1))
-}
-
-pub fn append_outcome(log_id: LogId, outcome: AppendOutcome) -> Result<AppendResult, ServiceError> {
-    match outcome {
-        AppendOutcome::Appended {
-            first_offset,
-            last_offset,
-        }
-        | AppendOutcome::Duplicate {
-            first_offset,
-            last_offset,
-        } => Ok(AppendResult {
-            first_offset,
-            last_offset,
-            index: log_id.index,
-            term: log_id.term,
-        }),
-        AppendOutcome::StaleProducerSeq { last_seq } => {
-            Err(ServiceError::StaleProducerSeq { last_seq })
-        }
-        AppendOutcome::OffsetMismatch { next_offset } => {
-            Err(ServiceError::OffsetMismatch { next_offset })
-        }
-        AppendOutcome::Rejected { reason } => Err(ServiceError::BadRequest(reason)),
-    }
-}
-
-pub fn submit_error(
-    error: SubmitError,
+/// `leader_http` gives the HTTP URL of a leader the node knows of (never the node itself).
+pub fn service_error(
+    error: Error,
     leader_http: impl Fn(Option<NodeId>) -> Option<String>,
 ) -> ServiceError {
-    match error {
-        SubmitError::NotLeader { leader, .. } => match leader_http(leader) {
-            Some(url) => ServiceError::NotLeader {
-                leader_http: Some(url),
-            },
-            None => ServiceError::unavailable("no leader is known right now", RETRY_AFTER_ELECTION),
+    let not_leader = |leader: Option<NodeId>, no_leader: &str| match leader_http(leader) {
+        Some(url) => ServiceError::NotLeader {
+            leader_http: Some(url),
         },
-        SubmitError::Busy => ServiceError::unavailable(
+        None => ServiceError::unavailable(no_leader, RETRY_AFTER_ELECTION),
+    };
+    match error {
+        Error::NotLeader { leader, .. } => not_leader(leader, "no leader is known right now"),
+        Error::ReadNotConfirmed { leader } => {
+            not_leader(leader, "no leader could confirm the read")
+        }
+        Error::Busy => ServiceError::unavailable(
             "too many writes are waiting to commit; slow down",
             Duration::from_millis(50),
         ),
-        SubmitError::Superseded => ServiceError::unavailable(
+        Error::NotCommitted => ServiceError::unavailable(
             "leadership changed before the write committed; it was not written",
             RETRY_AFTER_ELECTION,
         ),
-        SubmitError::NodeStopped => stopping(),
-    }
-}
-
-pub fn read_failure(
-    failure: ReadFailure,
-    leader_http: impl Fn(Option<NodeId>) -> Option<String>,
-) -> ServiceError {
-    match failure {
-        ReadFailure::NotConfirmed(ReadError::NotLeader { leader }) => match leader_http(leader) {
-            Some(url) => ServiceError::NotLeader {
-                leader_http: Some(url),
-            },
-            None => {
-                ServiceError::unavailable("no leader could confirm the read", RETRY_AFTER_ELECTION)
-            }
-        },
-        ReadFailure::NodeStopped => stopping(),
-        ReadFailure::Storage(message) => ServiceError::Internal(message),
+        Error::Stopped => {
+            ServiceError::unavailable("the node is shutting down", Duration::from_secs(1))
+        }
+        Error::StaleProducerSeq { last_seq } => ServiceError::StaleProducerSeq { last_seq },
+        Error::OffsetMismatch { next_offset } => ServiceError::OffsetMismatch { next_offset },
+        Error::Invalid(reason) => ServiceError::BadRequest(reason),
+        Error::OffsetOutOfRange { start_offset } => ServiceError::OffsetOutOfRange { start_offset },
+        Error::NotAVoter(id) => ServiceError::BadRequest(format!("node {id} is not a voter")),
+        Error::TransferTimedOut { to } => ServiceError::unavailable(
+            format!("node {to} did not take over leadership in time"),
+            RETRY_AFTER_ELECTION,
+        ),
+        Error::Start(message) | Error::Storage(message) => ServiceError::Internal(message),
     }
 }

@@ -1,88 +1,69 @@
 //! The node behind the HTTP API: [`NodeService`] implements the HTTP layer's [`LogService`]
-//! over a running node's [`NodeHandle`], translating requests into actor messages and the
-//! node's typed outcomes into the API's errors. No Raft state lives here.
+//! over the node's library handle ([`Raftlog`], the same API an embedding program uses),
+//! translating requests into handle calls and the handle's typed errors into the API's. No
+//! Raft state lives here, and there is no second path into the node.
 
 mod errors;
-mod tail;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::LocalBoxStream;
+use futures::stream::{LocalBoxStream, StreamExt};
 
+use crate::embed::{self, Append, Raftlog, Records};
 use crate::http::service::{
-    AppendRequest, AppendResult, ClusterStatus, Consistency, LeaderInfo, LogService, MemberStatus,
-    ReadRequest, ReadResult, Record, Role, ServiceError, StreamSummary,
+    AppendRequest, AppendResult, ClusterStatus, LeaderInfo, LogService, MemberStatus, ReadRequest,
+    ReadResult, Record, Role, ServiceError, StreamSummary,
 };
-use crate::node::{NodeHandle, NodeStatus, StreamRead};
+use crate::node::NodeStatus;
 use crate::raft::election;
-use crate::raft::read::ReadLevel;
-use crate::streams::{self, AppendCommand};
 use crate::types::{NodeId, Offset};
 
 /// Serves the HTTP API from one node.
 #[derive(Clone)]
 pub struct NodeService {
-    node: NodeHandle,
+    log: Raftlog,
     /// Every member's base HTTP URL, to tell clients (and the forwarder) where the leader is.
     members_http: BTreeMap<NodeId, String>,
 }
 
 impl NodeService {
-    pub fn new(node: NodeHandle, members_http: BTreeMap<NodeId, String>) -> Self {
-        Self { node, members_http }
+    pub fn new(log: Raftlog, members_http: BTreeMap<NodeId, String>) -> Self {
+        Self { log, members_http }
     }
 
     fn leader_http(&self, leader: Option<NodeId>) -> Option<String> {
         leader
-            .filter(|&id| id != self.node.id)
+            .filter(|&id| id != self.log.id())
             .and_then(|id| self.members_http.get(&id).cloned())
     }
 
-    async fn read_once(
-        &self,
-        stream: &str,
-        request: &ReadRequest,
-    ) -> Result<StreamRead, ServiceError> {
-        let limit = request.limit.max(1);
-        match request.consistency {
-            Consistency::Stale => self
-                .node
-                .read_stale(stream, request.from, limit)
-                .await
-                .map_err(ServiceError::Internal),
-            Consistency::Linearizable | Consistency::Lease => {
-                let level = match request.consistency {
-                    Consistency::Lease => ReadLevel::Lease,
-                    _ => ReadLevel::ReadIndex,
-                };
-                self.node
-                    .read_linearizable(stream, request.from, limit, level)
-                    .await
-                    .map_err(|failure| errors::read_failure(failure, |l| self.leader_http(l)))
-            }
-        }
+    fn error(&self, error: embed::Error) -> ServiceError {
+        errors::service_error(error, |leader| self.leader_http(leader))
     }
 }
 
 /// The records of `read` from `from`, cut at `bytes_max` (but never empty if any exist).
-fn read_result(read: StreamRead, from: Offset, bytes_max: usize) -> ReadResult {
+fn read_result(read: Records, from: Offset, bytes_max: usize) -> ReadResult {
     let mut bytes = 0;
     let mut records = Vec::new();
-    for (offset, value) in read.records {
-        if !records.is_empty() && bytes + value.len() > bytes_max {
+    for record in read.records {
+        if !records.is_empty() && bytes + record.value.len() > bytes_max {
             break;
         }
-        bytes += value.len();
-        records.push(Record { offset, value });
+        bytes += record.value.len();
+        records.push(Record {
+            offset: record.offset,
+            value: record.value,
+        });
     }
     let next_offset = records.last().map_or(from, |r: &Record| r.offset.next());
     ReadResult {
         records,
         next_offset,
-        end_offset: read.info.end_offset,
-        start_offset: read.info.start_offset,
+        end_offset: read.end_offset,
+        start_offset: read.start_offset,
     }
 }
 
@@ -93,44 +74,43 @@ impl LogService for NodeService {
         stream: &str,
         request: AppendRequest,
     ) -> Result<AppendResult, ServiceError> {
-        let command = AppendCommand {
-            stream: stream.to_string(),
-            records: request.records,
-            producer: request
-                .producer
-                .map(|(id, seq)| streams::ProducerSeq { id, seq }),
-            expected_offset: request.expected_offset,
-        };
-        match self.node.append(command).await {
-            Ok((log_id, outcome)) => errors::append_outcome(log_id, outcome),
-            Err(error) => Err(errors::submit_error(error, |l| self.leader_http(l))),
+        let mut append = Append::new(stream, request.records);
+        if let Some((id, seq)) = request.producer {
+            append = append.producer(id, seq);
         }
+        if let Some(offset) = request.expected_offset {
+            append = append.expected_offset(offset);
+        }
+        let appended = self
+            .log
+            .append_with(append)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(AppendResult {
+            first_offset: appended.first_offset,
+            last_offset: appended.last_offset,
+            index: appended.log_id.index,
+            term: appended.log_id.term,
+        })
     }
 
     async fn read(&self, stream: &str, request: ReadRequest) -> Result<ReadResult, ServiceError> {
-        let mut read = self.read_once(stream, &request).await?;
-        if request.from < read.info.start_offset {
-            return Err(ServiceError::OffsetOutOfRange {
-                start_offset: read.info.start_offset,
-            });
-        }
+        let (from, limit) = (request.from, request.limit);
+        let read_now = |consistency| self.log.read(stream, from, limit, consistency);
+        let mut read = read_now(request.consistency)
+            .await
+            .map_err(|e| self.error(e))?;
         if read.records.is_empty() && !request.wait.is_zero() {
             // Long-poll: wait for a record at `from` on this node, then read what is there.
-            let woke = tokio::time::timeout(
-                request.wait,
-                self.node.wait_for_record(stream, request.from),
-            )
-            .await;
+            let woke =
+                tokio::time::timeout(request.wait, self.log.wait_for_record(stream, from)).await;
             if woke.is_ok_and(|alive| alive) {
-                let limit = request.limit.max(1);
-                read = self
-                    .node
-                    .read_stale(stream, request.from, limit)
+                read = read_now(embed::Consistency::Stale)
                     .await
-                    .map_err(ServiceError::Internal)?;
+                    .map_err(|e| self.error(e))?;
             }
         }
-        Ok(read_result(read, request.from, request.bytes_max))
+        Ok(read_result(read, from, request.bytes_max))
     }
 
     fn subscribe(
@@ -138,19 +118,20 @@ impl LogService for NodeService {
         stream: &str,
         from: Offset,
     ) -> Result<LocalBoxStream<'static, Result<Record, ServiceError>>, ServiceError> {
-        Ok(tail::records_from(
-            self.node.clone(),
-            stream.to_string(),
-            from,
-        ))
+        let this = self.clone();
+        let records = self.log.subscribe(stream, from).map(move |record| {
+            record
+                .map(|r| Record {
+                    offset: r.offset,
+                    value: r.value,
+                })
+                .map_err(|e| this.error(e))
+        });
+        Ok(records.boxed_local())
     }
 
     async fn streams(&self) -> Result<Vec<StreamSummary>, ServiceError> {
-        let streams = self
-            .node
-            .list_streams()
-            .await
-            .ok_or_else(errors::stopping)?;
+        let streams = self.log.streams().await.map_err(|e| self.error(e))?;
         Ok(streams
             .into_iter()
             .map(|(name, info)| StreamSummary {
@@ -162,12 +143,12 @@ impl LogService for NodeService {
     }
 
     async fn cluster(&self) -> ClusterStatus {
-        let status = self.node.status().await;
-        cluster_status(self.node.id, status, &self.members_http)
+        let status = self.log.status().await;
+        cluster_status(self.log.id(), status, &self.members_http)
     }
 
     async fn ready(&self) -> bool {
-        let Some(status) = self.node.status().await else {
+        let Some(status) = self.log.status().await else {
             return false;
         };
         status.election.role.leader.is_some() && status.applied >= status.committed

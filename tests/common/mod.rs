@@ -153,7 +153,7 @@ impl Cluster {
             let mut running = Vec::new();
             let mut failed = None;
             for config in &configs {
-                match runtime::start_node(config) {
+                match runtime::start_node(config, Default::default()) {
                     Ok(node) => running.push(Some(node)),
                     Err(error) => {
                         failed = Some(error);
@@ -209,7 +209,7 @@ impl Cluster {
     pub fn restart(&mut self, id: u64) {
         let slot = id as usize - 1;
         assert!(self.nodes[slot].is_none(), "node {id} is running");
-        let node = runtime::start_node(&self.configs[slot])
+        let node = runtime::start_node(&self.configs[slot], Default::default())
             .unwrap_or_else(|error| panic!("node {id} did not restart: {error}"));
         self.nodes[slot] = Some(node);
     }
