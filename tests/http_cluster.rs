@@ -734,3 +734,48 @@ async fn a_tail_sends_every_record_in_order_and_resumes_after_last_event_id() {
     drop(resumed);
     cluster.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn leadership_moves_where_post_cluster_leader_says_even_when_asked_through_a_follower() {
+    let cluster = Cluster::start(3, |_| {}).await;
+    let client = &cluster.client;
+    let old = cluster.wait_for_leader().await;
+    let target = cluster.other_than(&[old]);
+    let bystander = cluster.other_than(&[old, target]);
+
+    // Bad bodies and strangers are refused, and leadership stays where it is.
+    for body in [
+        json!({}),
+        json!({"to": "two"}),
+        json!({"to": 9}),
+        json!({"to": 1, "x": 1}),
+    ] {
+        let refused = client
+            .post_json(&cluster.url(bystander), "/v1/cluster/leader", &body)
+            .await
+            .unwrap();
+        refused.error(400, "bad_request");
+    }
+    assert_eq!(cluster.wait_for_leader().await, old);
+
+    // Asked through the node that neither leads nor is the target: forwarded to the leader.
+    let moved = client
+        .post_json(
+            &cluster.url(bystander),
+            "/v1/cluster/leader",
+            &json!({"to": target}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.ok()["leader"]["id"], target);
+    assert_eq!(cluster.wait_for_leader().await, target);
+    let append = client
+        .append(
+            &cluster.url(old),
+            "after-transfer",
+            &json!({"records": [{"value": "x"}]}),
+        )
+        .await;
+    assert_eq!(append.ok()["first_offset"], 0);
+    cluster.shutdown().await;
+}

@@ -361,6 +361,16 @@ impl LogService for FakeLogService {
     async fn ready(&self) -> bool {
         *self.ready.lock().unwrap()
     }
+
+    /// A fake leads alone: leadership can only stay where it is.
+    async fn transfer_leadership(&self, to: NodeId) -> Result<(), ServiceError> {
+        match to {
+            NodeId(1) => Ok(()),
+            other => Err(ServiceError::BadRequest(format!(
+                "node {other} is not a voter"
+            ))),
+        }
+    }
 }
 
 /// A fake node's HTTP API served on a loopback port, for tests that need real sockets

@@ -72,6 +72,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/streams/{stream}/tail", "GET").route(web::get().to(tail::tail)))
         .service(resource("/v1/cluster", "GET").route(web::get().to(cluster::cluster)))
+        .service(resource("/v1/cluster/leader", "POST").route(web::post().to(cluster::transfer)))
         .service(resource("/healthz", "GET").route(web::get().to(cluster::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(cluster::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(metrics::metrics)))

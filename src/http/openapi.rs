@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 use super::wire::{
     AppendBody, AppendResponse, Base64Record, ClusterResponse, ConsistencyParam, EncodingParam,
     ErrorBody, LeaderJson, MemberJson, Producer, ReadResponse, RecordIn, RecordOut, RoleJson,
-    StatusResponse, StreamJson, StreamsResponse, TextRecord,
+    StatusResponse, StreamJson, StreamsResponse, TextRecord, TransferBody,
 };
 
 /// The OpenAPI document of the raftlog HTTP API.
@@ -30,6 +30,7 @@ use super::wire::{
         super::streams::list,
         super::streams::get,
         super::cluster::cluster,
+        super::cluster::transfer,
         super::cluster::healthz,
         super::cluster::readyz,
         super::metrics::metrics,
@@ -37,7 +38,7 @@ use super::wire::{
     ),
     components(schemas(
         AppendBody, RecordIn, TextRecord, Base64Record, Producer, AppendResponse, ConsistencyParam, EncodingParam, ReadResponse, RecordOut,
-        StreamJson, StreamsResponse, ClusterResponse, RoleJson, LeaderJson, MemberJson, StatusResponse, ErrorBody
+        StreamJson, StreamsResponse, ClusterResponse, RoleJson, LeaderJson, MemberJson, StatusResponse, ErrorBody, TransferBody
     )),
     tags(
         (name = "records", description = "Appending and reading records"),

@@ -71,6 +71,10 @@ pub trait LogService: 'static {
     /// Whether this node can serve: it knows a leader and has applied up to the commit index
     /// it knows of (`/readyz`).
     async fn ready(&self) -> bool;
+
+    /// Hands leadership to voter `to` and resolves once this node sees it lead; this node
+    /// must lead ([`ServiceError::NotLeader`] otherwise, which the HTTP layer forwards).
+    async fn transfer_leadership(&self, to: NodeId) -> Result<(), ServiceError>;
 }
 
 /// One append: a non-empty batch of records for one stream, written all or nothing.

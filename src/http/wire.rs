@@ -265,6 +265,15 @@ pub struct ClusterResponse {
     pub members: Vec<MemberJson>,
 }
 
+/// `POST /v1/cluster/leader`: hand leadership to another voter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    /// The voter that should lead.
+    #[schema(minimum = 1)]
+    pub to: u64,
+}
+
 /// 200 answer to `/healthz` and `/readyz`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusResponse {

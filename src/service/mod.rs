@@ -147,6 +147,13 @@ impl LogService for NodeService {
         cluster_status(self.log.id(), status, &self.members_http)
     }
 
+    async fn transfer_leadership(&self, to: NodeId) -> Result<(), ServiceError> {
+        self.log
+            .transfer_leadership(to)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     async fn ready(&self) -> bool {
         let Some(status) = self.log.status().await else {
             return false;
