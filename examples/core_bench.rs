@@ -44,6 +44,10 @@ use raftlog::streams::{AppendCommand, AppendOutcome, CommandBatch, StreamCommand
 use raftlog::transport::local::{LocalNetwork, LocalStats};
 use raftlog::types::{NodeId, Term};
 
+/// The allocator the `raftlog` binary uses (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How many peer messages a node's inbound channel holds. The in-flight windows bound what
 /// is queued far below this; a drop would show in the printed network counters.
 const INBOUND_CAPACITY: usize = 4096;

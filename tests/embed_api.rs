@@ -102,11 +102,8 @@ async fn leadership_moves_on_request_and_fenced_writes_follow_the_term() {
     );
 
     let appended = cluster.log(leader).append("s", ["before"]).await.unwrap();
-    cluster
-        .log(leader)
-        .transfer_leadership(follower)
-        .await
-        .unwrap();
+    let transfer = cluster.log(leader).transfer_leadership(follower).await;
+    transfer.unwrap();
     let second = cluster.agreed_leader(first.term).await;
     assert_eq!(second.leader, Some(follower));
     assert!(second.term > first.term);

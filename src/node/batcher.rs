@@ -57,7 +57,15 @@ pub struct ProposalBatcher {
     commands: Vec<AppendCommand>,
     replies: Vec<oneshot::Sender<AppendReply>>,
     bytes: usize,
-    scheduled: Option<SpawnHandle>,
+    /// A pending [`ProposeBatch`]: a timer when lingering, else a notification queued behind
+    /// the mailbox. (With no linger, a zero-length timer would still wait for the timer
+    /// wheel's next millisecond tick — a millisecond added to every lone write.)
+    scheduled: Option<Scheduled>,
+}
+
+enum Scheduled {
+    Timer(SpawnHandle),
+    Notified,
 }
 
 impl ProposalBatcher {
@@ -74,7 +82,7 @@ impl ProposalBatcher {
     }
 
     fn propose(&mut self, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.scheduled.take() {
+        if let Some(Scheduled::Timer(handle)) = self.scheduled.take() {
             ctx.cancel_future(handle);
         }
         if self.commands.is_empty() {
@@ -128,7 +136,13 @@ impl Handler<Append> for ProposalBatcher {
         if self.commands.len() >= self.limits.requests_max || self.bytes >= self.limits.bytes_max {
             self.propose(ctx);
         } else if self.scheduled.is_none() {
-            self.scheduled = Some(ctx.notify_later(ProposeBatch, self.limits.linger));
+            self.scheduled = Some(if self.limits.linger.is_zero() {
+                // Runs once the messages already in the mailbox have been handled.
+                ctx.notify(ProposeBatch);
+                Scheduled::Notified
+            } else {
+                Scheduled::Timer(ctx.notify_later(ProposeBatch, self.limits.linger))
+            });
         }
     }
 }
@@ -137,7 +151,9 @@ impl Handler<ProposeBatch> for ProposalBatcher {
     type Result = ();
 
     fn handle(&mut self, _: ProposeBatch, ctx: &mut Context<Self>) {
-        self.scheduled = None;
+        if matches!(self.scheduled, Some(Scheduled::Notified)) {
+            self.scheduled = None;
+        }
         self.propose(ctx);
     }
 }

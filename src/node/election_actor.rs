@@ -390,6 +390,7 @@ impl Handler<HardStateSaved> for ElectionActor {
             return;
         }
         self.saving = false;
+        self.core.on_hard_state_saved(self.clock.now());
         while !self.saving {
             let Some(step) = self.deferred.pop_front() else {
                 break;

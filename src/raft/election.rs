@@ -268,6 +268,17 @@ impl Election {
         }
     }
 
+    /// The term and vote handed out in a [`Action::PersistHardState`] are durable, and the
+    /// actions after it have gone out. A candidate's campaign starts only now — its vote
+    /// requests were held back until its vote for itself was durable — so its timeout runs
+    /// from now: a save slower than the election timeout must not end every campaign before
+    /// its voters could answer.
+    pub fn on_hard_state_saved(&mut self, now: MonoTime) {
+        if self.role == Role::Candidate {
+            self.reset_election_deadline(now);
+        }
+    }
+
     /// The leader's timer: send a heartbeat round when due, and run CheckQuorum.
     pub fn on_leader_tick(&mut self, now: MonoTime, out: &mut Vec<Action>) {
         let (id, interval, check_interval) = (

@@ -773,3 +773,26 @@ fn a_resigning_leader_steps_down_and_waits_before_campaigning() {
         Err(TransferError::NotLeader { leader: None })
     );
 }
+
+#[test]
+fn a_campaign_times_out_only_an_election_timeout_after_its_vote_is_durable() {
+    let mut e = follower(N1, 1);
+    let mut out = vec![];
+    e.on_election_timeout(ms(1000), log(1, 5), &mut out);
+    let granted = vote_resp(true, true);
+    e.on_vote_response(ms(1000), N2, Term(2), &granted, log(1, 5), &mut out);
+    assert_eq!(e.role(), Role::Candidate);
+    // Saving the vote for itself took longer than any election timeout: the campaign's
+    // vote requests only now go out, and its voters get a whole timeout to answer.
+    e.on_hard_state_saved(ms(1400));
+    assert!(!e.election_due(ms(1400) + Duration::from_millis(149)));
+    out.clear();
+    e.on_election_timeout(ms(1549), log(1, 5), &mut out);
+    assert_eq!(e.role(), Role::Candidate);
+    assert!(out.is_empty());
+    // A save on a follower leaves its timer alone.
+    let mut f = follower(N2, 1);
+    let deadline_before = f.next_wakeup();
+    f.on_hard_state_saved(ms(900));
+    assert_eq!(f.next_wakeup(), deadline_before);
+}
