@@ -523,19 +523,14 @@ async fn transfers(seed: u64) -> Vec<String> {
             problems.push(format!("round {round}: {e}"));
             continue;
         }
-        let mut view = cluster.borrow().handle(target).unwrap().leader_view();
+        let target_node = cluster.borrow().handle(target).unwrap();
+        let mut view = target_node.leader_view();
         let took_over = tokio::time::timeout(
             Duration::from_secs(2),
             view.wait_for(|v| v.leader == Some(target)),
         )
         .await;
-        let after = cluster
-            .borrow()
-            .handle(target)
-            .unwrap()
-            .role()
-            .await
-            .unwrap();
+        let after = target_node.role().await.unwrap();
         if took_over.is_err() || after.term != before.next() {
             let roles: Vec<String> = cluster
                 .borrow()

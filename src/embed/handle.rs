@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::embed::subscription::{self, Record, Subscription};
 use crate::embed::{error, Error};
-use crate::node::{NodeHandle, NodeStatus, Proposal};
+use crate::node::{metrics, NodeHandle, NodeStatus, Proposal};
 use crate::raft::leader_view::LeaderView;
 use crate::raft::read::ReadLevel;
 use crate::streams::StreamInfo;
@@ -285,6 +285,7 @@ impl Raftlog {
                 start_offset: read.info.start_offset,
             });
         }
+        metrics::read_served(self.node.id, level_name(consistency));
         let records = read.records.into_iter();
         Ok(Records {
             records: records
@@ -375,6 +376,14 @@ impl Raftlog {
     /// as of this node's applied index; `None` without one.
     pub async fn application_snapshot(&self) -> Option<Bytes> {
         self.node.snapshot_application().await
+    }
+}
+
+fn level_name(consistency: Consistency) -> &'static str {
+    match consistency {
+        Consistency::Linearizable => "linearizable",
+        Consistency::Lease => "lease",
+        Consistency::Stale => "stale",
     }
 }
 

@@ -133,7 +133,8 @@ pub struct ElectionActor {
     saving: bool,
     timer: Option<(SpawnHandle, MonoTime)>,
     /// Linearizable reads waiting for the core to confirm a read index, by read id.
-    reads: BTreeMap<u64, oneshot::Sender<Result<LogIndex, ReadError>>>,
+    /// Reads waiting for a read index, with the level they asked for (for the metrics).
+    reads: BTreeMap<u64, (ReadLevel, oneshot::Sender<Result<LogIndex, ReadError>>)>,
     next_read_id: u64,
     /// The last role published, to count leader changes.
     published_role: Option<RoleState>,
@@ -204,7 +205,17 @@ impl ElectionActor {
                     subscriber.do_send(Committed { index });
                 }
             }
-            Action::ReadReady { id, index } => self.answer_read(id, Ok(index)),
+            Action::ReadReady {
+                id,
+                index,
+                round_trips,
+            } => {
+                if let Some((level, _)) = self.reads.get(&id) {
+                    metrics::read_confirmed(self.id(), *level, round_trips);
+                }
+                self.answer_read(id, Ok(index))
+            }
+            Action::ReadRoundStarted => metrics::read_round(self.id()),
             Action::ReadFailed { id, leader } => {
                 self.answer_read(id, Err(ReadError::NotLeader { leader }))
             }
@@ -212,7 +223,7 @@ impl ElectionActor {
     }
 
     fn answer_read(&mut self, id: u64, result: Result<LogIndex, ReadError>) {
-        if let Some(reply) = self.reads.remove(&id) {
+        if let Some((_, reply)) = self.reads.remove(&id) {
             let _ = reply.send(result); // the reader may have timed out; that is fine
         }
     }
@@ -452,7 +463,7 @@ impl Handler<ReadIndex> for ElectionActor {
     fn handle(&mut self, msg: ReadIndex, ctx: &mut Context<Self>) {
         let id = self.next_read_id;
         self.next_read_id += 1;
-        self.reads.insert(id, msg.reply);
+        self.reads.insert(id, (msg.level, msg.reply));
         let mut out = Vec::new();
         self.core.on_read(self.clock.now(), id, msg.level, &mut out);
         self.run_actions(out, ctx);

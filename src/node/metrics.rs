@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::raft::election::{Role, RoleState};
+use crate::raft::read::ReadLevel;
 use crate::types::{LogIndex, NodeId};
 
 pub const TERM: &str = "raftlog_term";
@@ -17,6 +18,9 @@ pub const WAL_APPENDED_BYTES: &str = "raftlog_wal_appended_bytes_total";
 pub const WAL_APPENDED_ENTRIES: &str = "raftlog_wal_appended_entries_total";
 pub const PROPOSAL_BATCH_REQUESTS: &str = "raftlog_proposal_batch_requests";
 pub const REPLICATION_LAG: &str = "raftlog_replication_lag_entries";
+pub const READS: &str = "raftlog_reads_total";
+pub const READ_ROUND_TRIPS: &str = "raftlog_read_round_trips_total";
+pub const READ_ROUNDS: &str = "raftlog_read_rounds_total";
 
 /// `(name, help)` for every metric above, for the exporter to describe.
 pub const DESCRIPTIONS: &[(&str, &str)] = &[
@@ -47,6 +51,20 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         REPLICATION_LAG,
         "On the leader: entries each follower is behind the leader's log.",
+    ),
+    (
+        READS,
+        "Reads served by this node, by consistency level (linearizable, lease, stale).",
+    ),
+    (
+        READ_ROUND_TRIPS,
+        "Peer round trips on the paths of this node's confirmed reads, by level: 0 for a \
+         lease read under the lease, 1 for a leader's heartbeat round, 1 more when a follower \
+         asks the leader. Concurrent reads share rounds; raftlog_read_rounds_total counts them.",
+    ),
+    (
+        READ_ROUNDS,
+        "Heartbeat rounds this leader started to confirm waiting reads.",
     ),
 ];
 
@@ -84,6 +102,26 @@ pub fn appended(node: NodeId, entries: usize, bytes: u64) {
 pub fn proposal_batch(node: NodeId, requests: usize) {
     metrics::histogram!(PROPOSAL_BATCH_REQUESTS, "node" => node.0.to_string())
         .record(requests as f64);
+}
+
+/// A read of this node at `level` was served.
+pub fn read_served(node: NodeId, level: &'static str) {
+    let labels = [("node", node.0.to_string()), ("level", level.to_string())];
+    metrics::counter!(READS, &labels).increment(1);
+}
+
+/// A linearizable or lease read of this node got its read index after `round_trips`.
+pub fn read_confirmed(node: NodeId, level: ReadLevel, round_trips: u32) {
+    let level = match level {
+        ReadLevel::ReadIndex => "linearizable",
+        ReadLevel::Lease => "lease",
+    };
+    let labels = [("node", node.0.to_string()), ("level", level.to_string())];
+    metrics::counter!(READ_ROUND_TRIPS, &labels).increment(u64::from(round_trips));
+}
+
+pub fn read_round(node: NodeId) {
+    metrics::counter!(READ_ROUNDS, "node" => node.0.to_string()).increment(1);
 }
 
 pub fn replication_lag(node: NodeId, peer: NodeId, entries: u64) {

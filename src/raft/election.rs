@@ -92,11 +92,17 @@ pub enum Action {
     LearnedCommit(LogIndex),
     /// Leader: the commit index advanced to this index.
     Committed(LogIndex),
-    /// The local read `id` may be served once this node has applied `index`.
+    /// The local read `id` may be served once this node has applied `index`. Confirming it
+    /// cost `round_trips` peer round trips on its path: none under the lease, one for a
+    /// leader's heartbeat round (shared by the reads that wait for it), one more when a
+    /// follower asked the leader.
     ReadReady {
         id: u64,
         index: LogIndex,
+        round_trips: u32,
     },
+    /// The leader started a heartbeat round to confirm waiting reads.
+    ReadRoundStarted,
     /// The local read `id` cannot be confirmed here; `leader` is who might.
     ReadFailed {
         id: u64,
@@ -690,7 +696,7 @@ impl Election {
         if term == self.term && self.role == Role::Leader {
             self.leader_read(now, origin, request.level, out);
         } else {
-            self.answer_read(origin, None, out);
+            self.answer_read(origin, None, 0, out);
         }
     }
 
@@ -713,6 +719,7 @@ impl Election {
             Some(index) if term == self.term => out.push(Action::ReadReady {
                 id: response.id,
                 index,
+                round_trips: response.round_trips + 1,
             }),
             _ => out.push(Action::ReadFailed {
                 id: response.id,
@@ -751,7 +758,7 @@ impl Election {
             .as_mut()
             .expect("only a leader confirms reads");
         if leader.reads.is_full() {
-            return self.answer_read(origin, None, out);
+            return self.answer_read(origin, None, 0, out);
         }
         if !leader.commit.has_committed_own_term() {
             leader.reads.park(origin, level);
@@ -759,7 +766,7 @@ impl Election {
         }
         let index = leader.commit.committed();
         if level == ReadLevel::Lease && lease_holds {
-            return self.answer_read(origin, Some(index), out);
+            return self.answer_read(origin, Some(index), 0, out);
         }
         // Confirmed by a round started after this read arrived: the next one.
         let round = leader.round() + 1;
@@ -782,6 +789,7 @@ impl Election {
         }
         let round = leader.start_round(now, interval);
         leader.read_round_in_flight = Some(round);
+        out.push(Action::ReadRoundStarted);
         self.send_heartbeats(round, out);
         self.release_confirmed_reads(now, out); // a single-voter cluster confirms at once
     }
@@ -802,7 +810,7 @@ impl Election {
         }
         let ready = leader.reads.confirmed_by(confirmed);
         for (origin, index) in ready {
-            self.answer_read(origin, Some(index), out);
+            self.answer_read(origin, Some(index), 1, out);
         }
         self.maybe_start_read_round(now, out);
     }
@@ -840,15 +848,29 @@ impl Election {
             .is_some_and(|(_, renewed_at)| lease_holds(now, renewed_at, duration))
     }
 
-    fn answer_read(&self, origin: ReadOrigin, index: Option<LogIndex>, out: &mut Vec<Action>) {
+    fn answer_read(
+        &self,
+        origin: ReadOrigin,
+        index: Option<LogIndex>,
+        round_trips: u32,
+        out: &mut Vec<Action>,
+    ) {
         match (origin, index) {
-            (ReadOrigin::Local(id), Some(index)) => out.push(Action::ReadReady { id, index }),
+            (ReadOrigin::Local(id), Some(index)) => out.push(Action::ReadReady {
+                id,
+                index,
+                round_trips,
+            }),
             (ReadOrigin::Local(id), None) => out.push(Action::ReadFailed {
                 id,
                 leader: self.leader,
             }),
             (ReadOrigin::Peer { node, id }, index) => {
-                let body = MessageBody::ReadIndexResponse(ReadIndexResponse { id, index });
+                let body = MessageBody::ReadIndexResponse(ReadIndexResponse {
+                    id,
+                    index,
+                    round_trips,
+                });
                 out.push(Action::Send(self.message_to(node, self.term, body)));
             }
         }
@@ -860,7 +882,7 @@ impl Election {
         if let Some(leader) = self.leader_state.as_mut() {
             let origins = leader.reads.drain();
             for origin in origins {
-                self.answer_read(origin, None, out);
+                self.answer_read(origin, None, 0, out);
             }
         }
         for id in std::mem::take(&mut self.forwarded_reads).into_keys() {

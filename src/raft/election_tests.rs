@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::election::*;
 use super::message::*;
+use crate::raft::read::ReadLevel;
 use crate::types::{LogId, LogIndex, MonoTime, NodeId, Term};
 
 const N1: NodeId = NodeId(1);
@@ -795,4 +796,136 @@ fn a_campaign_times_out_only_an_election_timeout_after_its_vote_is_durable() {
     let deadline_before = f.next_wakeup();
     f.on_hard_state_saved(ms(900));
     assert_eq!(f.next_wakeup(), deadline_before);
+}
+
+/// n1 leads term 2 and has committed its own no-op (index 6) with n2's help; the heartbeat
+/// round 1 that n2 answered at 1003 ms holds the lease.
+fn leader_n1_with_own_term_committed() -> Election {
+    let mut e = leader_n1();
+    let mut out = vec![];
+    e.on_term_first_index(ms(1002), Term(2), LogIndex(6), &mut out);
+    e.on_match(ms(1002), Term(2), N1, LogIndex(6), &mut out);
+    e.on_match(ms(1002), Term(2), N2, LogIndex(6), &mut out);
+    let answered = HeartbeatResponse { round: 1 };
+    e.on_heartbeat_response(ms(1003), N2, Term(2), &answered, &mut out);
+    e
+}
+
+fn read_ready(out: &[Action]) -> Vec<(u64, LogIndex, u32)> {
+    let ready = out.iter().filter_map(|a| match a {
+        Action::ReadReady {
+            id,
+            index,
+            round_trips,
+        } => Some((*id, *index, *round_trips)),
+        _ => None,
+    });
+    ready.collect()
+}
+
+#[test]
+fn a_lease_read_under_the_lease_costs_no_round_trip() {
+    let mut e = leader_n1_with_own_term_committed();
+    let mut out = vec![];
+    e.on_read(ms(1010), 7, ReadLevel::Lease, &mut out);
+    assert_eq!(
+        out,
+        vec![Action::ReadReady {
+            id: 7,
+            index: LogIndex(6),
+            round_trips: 0
+        }]
+    );
+}
+
+#[test]
+fn a_read_index_read_waits_for_one_shared_heartbeat_round() {
+    let round_of = |out: &[Action]| {
+        out.iter().find_map(|a| match a {
+            Action::Send(m) => match &m.body {
+                MessageBody::Heartbeat(h) => Some(h.round),
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    let mut e = leader_n1_with_own_term_committed();
+    let mut out = vec![];
+    e.on_read(ms(1010), 7, ReadLevel::ReadIndex, &mut out);
+    assert_eq!(out[0], Action::ReadRoundStarted);
+    let first = round_of(&out).expect("the round's heartbeats");
+    // Reads arriving while that round is out need a round started after them: the next one,
+    // which they share.
+    out.clear();
+    e.on_read(ms(1011), 8, ReadLevel::ReadIndex, &mut out);
+    e.on_read(ms(1011), 9, ReadLevel::Lease, &mut out);
+    assert_eq!(
+        read_ready(&out),
+        vec![(9, LogIndex(6), 0)],
+        "the lease serves 9 at once"
+    );
+    assert!(
+        !out.contains(&Action::ReadRoundStarted),
+        "a round is already out"
+    );
+    e.on_heartbeat_response(
+        ms(1012),
+        N3,
+        Term(2),
+        &HeartbeatResponse { round: first },
+        &mut out,
+    );
+    assert_eq!(
+        read_ready(&out),
+        vec![(9, LogIndex(6), 0), (7, LogIndex(6), 1)]
+    );
+    let rounds = out
+        .iter()
+        .filter(|a| **a == Action::ReadRoundStarted)
+        .count();
+    assert_eq!(rounds, 1, "one round for the reads that waited");
+    let second = round_of(&out).expect("the next round's heartbeats");
+    out.clear();
+    e.on_heartbeat_response(
+        ms(1013),
+        N2,
+        Term(2),
+        &HeartbeatResponse { round: second },
+        &mut out,
+    );
+    assert_eq!(read_ready(&out), vec![(8, LogIndex(6), 1)]);
+}
+
+#[test]
+fn a_follower_read_adds_its_round_trip_to_the_leaders() {
+    let mut f = follower(N2, 2);
+    let mut out = vec![];
+    f.on_heartbeat(
+        ms(1000),
+        N1,
+        Term(2),
+        &Heartbeat {
+            commit: LogIndex(6),
+            round: 1,
+        },
+        &mut out,
+    );
+    out.clear();
+    f.on_read(ms(1001), 3, ReadLevel::Lease, &mut out);
+    let request = ReadIndexRequest {
+        id: 3,
+        level: ReadLevel::Lease,
+    };
+    assert_eq!(
+        out,
+        vec![msg(N2, N1, 2, MessageBody::ReadIndexRequest(request))]
+    );
+    out.clear();
+    let response = ReadIndexResponse {
+        id: 3,
+        index: Some(LogIndex(6)),
+        round_trips: 0,
+    };
+    f.on_read_index_response(ms(1002), Term(2), &response, &mut out);
+    assert_eq!(read_ready(&out), vec![(3, LogIndex(6), 1)]);
 }

@@ -200,4 +200,6 @@ pub struct ReadIndexRequest {
 pub struct ReadIndexResponse {
     pub id: u64,
     pub index: Option<LogIndex>,
+    /// Peer round trips the leader spent confirming it: 0 under its lease, else 1.
+    pub round_trips: u32,
 }

@@ -28,7 +28,7 @@ use crate::types::NodeId;
 
 /// The version of this byte format. Bump it on any change to [`Hello`], [`HelloReply`] or
 /// the encoding of `PeerMessage`; peers that differ refuse each other at the handshake.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame accepted before the handshake completes: a `Hello` is a few dozen bytes
 /// plus the cluster id.
