@@ -13,11 +13,19 @@ pub enum Error {
     /// term*. `term` is the term this node is in; `leader` its leader, if known. Nothing was
     /// written.
     #[error("this node is not the leader of the requested term (term {term}, leader {leader:?})")]
-    NotLeader { leader: Option<NodeId>, term: Term },
+    NotLeader {
+        /// The leader this node knows of, if any: where to send the call.
+        leader: Option<NodeId>,
+        /// The term this node is in.
+        term: Term,
+    },
     /// A linearizable read could not be confirmed by a leader: none is known, or the one
     /// asked lost its leadership meanwhile. Retry, or read from `leader`.
     #[error("no leader could confirm the read (leader {leader:?})")]
-    ReadNotConfirmed { leader: Option<NodeId> },
+    ReadNotConfirmed {
+        /// The leader this node knows of, if any.
+        leader: Option<NodeId>,
+    },
     /// Too many writes are waiting to commit; retry after a short pause. Nothing was written.
     #[error("too many uncommitted writes; retry shortly")]
     Busy,
@@ -30,24 +38,36 @@ pub enum Error {
     Stopped,
     /// An idempotent producer's `seq` is below its last applied one. Nothing was written.
     #[error("producer sequence number is stale; its last applied one is {last_seq}")]
-    StaleProducerSeq { last_seq: u64 },
+    StaleProducerSeq {
+        /// The producer's last applied sequence number.
+        last_seq: u64,
+    },
     /// A conditional append's `expected_offset` was not the stream's next offset. Nothing
     /// was written.
     #[error("the stream's next offset is {next_offset}, not the expected one")]
-    OffsetMismatch { next_offset: Offset },
+    OffsetMismatch {
+        /// The stream's next offset.
+        next_offset: Offset,
+    },
     /// The request is invalid (an empty stream name, an empty append, ...).
     #[error("invalid request: {0}")]
     Invalid(String),
     /// The offset asked for is below the oldest one the stream still holds.
     #[error("offset out of range; the stream starts at {start_offset}")]
-    OffsetOutOfRange { start_offset: Offset },
+    OffsetOutOfRange {
+        /// The first offset the stream still holds.
+        start_offset: Offset,
+    },
     /// The target of a leadership transfer is not a voter of the cluster.
     #[error("node {0} is not a voter of this cluster")]
     NotAVoter(NodeId),
     /// The target of a leadership transfer did not take over in time (it is down, or too
     /// far behind); the old leader goes on leading.
     #[error("node {to} did not take over leadership in time")]
-    TransferTimedOut { to: NodeId },
+    TransferTimedOut {
+        /// The voter that was to take over.
+        to: NodeId,
+    },
     /// The node could not start: a bad config, an unreadable data directory, a port in use.
     #[error("the node could not start: {0}")]
     Start(String),

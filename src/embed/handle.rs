@@ -81,7 +81,9 @@ impl Append {
 /// Where an append landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Appended {
+    /// The offset of the first record.
     pub first_offset: Offset,
+    /// The offset of the last record.
     pub last_offset: Offset,
     /// The log entry that carries the records (for a duplicate, the retry's entry).
     pub log_id: LogId,
@@ -103,6 +105,7 @@ pub struct Proposed {
 /// Records read from a stream, and the stream's bounds when they were read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Records {
+    /// The records, in offset order, from the offset asked for.
     pub records: Vec<Record>,
     /// The first offset the stream still holds.
     pub start_offset: Offset,
@@ -331,6 +334,44 @@ impl Raftlog {
     /// [`Error::NotLeader`] if this node does not lead, and [`Error::TransferTimedOut`] if
     /// `to` does not take over within a few election timeouts (this node then goes on
     /// leading).
+    ///
+    /// ```
+    /// use raftlog::embed::{ClusterConfig, Error, RaftlogNode};
+    /// use raftlog::types::NodeId;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// # let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let dir = std::env::temp_dir().join(format!("raftlog-doc-transfer-{}", std::process::id()));
+    /// let mut cluster = ClusterConfig::new("doc");
+    /// for id in 1..=3 {
+    ///     let (peer, http) = (port(), port());
+    ///     cluster = cluster.member(id, format!("127.0.0.1:{peer}"), format!("http://127.0.0.1:{http}"));
+    /// }
+    /// let mut nodes = Vec::new();
+    /// for id in 1..=3 {
+    ///     let config = cluster.node(id, dir.join(format!("n{id}")))?;
+    ///     nodes.push(RaftlogNode::builder(config).start().await?);
+    /// }
+    /// let logs: Vec<_> = nodes.iter().map(|node| node.handle()).collect();
+    /// let leader = *logs[0].leader_changes().wait_for(|v| v.leader.is_some()).await.unwrap();
+    /// let leader = leader.leader.unwrap();
+    /// let next = NodeId(leader.0 % 3 + 1);
+    ///
+    /// let current = &logs[leader.0 as usize - 1];
+    /// current.transfer_leadership(next).await?;
+    /// assert_eq!(current.leader_changes().borrow().leader, Some(next));
+    /// // Only a leader hands over.
+    /// let refused = current.transfer_leadership(leader).await;
+    /// assert!(matches!(refused, Err(Error::NotLeader { leader: Some(l), .. }) if l == next));
+    ///
+    /// for node in nodes {
+    ///     node.shutdown().await;
+    /// }
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn transfer_leadership(&self, to: NodeId) -> Result<(), Error> {
         let mut leader = self.node.leader_view();
         if let Err(refused) = self.node.transfer_leadership(to).await {

@@ -71,10 +71,13 @@ pub use crate::node::apply_actor::{Applied, Proposal, StreamRead, SubmitError};
 /// A node's progress, for status reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
+    /// Role, term and leader; on a leader, each follower's progress.
     pub election: ElectionStatus,
     /// The commit index this node knows of (the leader's own on a leader).
     pub committed: LogIndex,
+    /// The last entry this node has applied.
     pub applied: LogIndex,
+    /// The last entry in this node's log.
     pub last_log: LogId,
 }
 

@@ -9,6 +9,7 @@ use crate::types::{NodeId, Term};
 /// A leader as the embedding program sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LeaderView {
+    /// The term this node is in.
     pub term: Term,
     /// `None` while no leader is known (or this node has not caught up with it yet).
     pub leader: Option<NodeId>,
