@@ -1,7 +1,6 @@
 //! The embedding API on a real 3-node cluster in one process: typed leader errors, fenced
 //! appends, leadership transfer and resignation, and subscriptions on followers.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -15,24 +14,7 @@ struct Cluster {
 
 impl Cluster {
     async fn start(name: &str) -> Cluster {
-        let listeners: Vec<_> = (0..6)
-            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
-            .collect();
-        let ports: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        drop(listeners);
-        let mut cluster = ClusterConfig::new(name);
-        for id in 1..=3u64 {
-            let at = 2 * (id as usize - 1);
-            let (peer, http) = (ports[at], ports[at + 1]);
-            cluster = cluster.member(
-                id,
-                format!("127.0.0.1:{peer}"),
-                format!("http://127.0.0.1:{http}"),
-            );
-        }
+        let cluster = ClusterConfig::on_free_loopback_ports(name, 3);
         let data = std::env::temp_dir().join(format!("raftlog-{name}-{}", std::process::id()));
         let mut nodes = Vec::new();
         for id in 1..=3 {

@@ -9,9 +9,6 @@ mod metadata;
 #[path = "../examples/controller/scenario.rs"]
 mod scenario;
 
-use std::net::TcpListener;
-use std::time::Duration;
-
 use raftlog::embed::ClusterConfig;
 
 use crate::broker::BrokerSettings;
@@ -19,32 +16,9 @@ use crate::metadata::{plan, Command, Metadata};
 
 #[tokio::test]
 async fn the_next_controller_continues_from_the_same_state() {
-    let listeners: Vec<_> = (0..6)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
-        .collect();
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
-    drop(listeners);
-    let mut cluster = ClusterConfig::new("controller-test");
-    for id in 1..=3u64 {
-        let at = 2 * (id as usize - 1);
-        cluster = cluster.member(
-            id,
-            format!("127.0.0.1:{}", ports[at]),
-            format!("http://127.0.0.1:{}", ports[at + 1]),
-        );
-    }
+    let cluster = ClusterConfig::on_free_loopback_ports("controller-test", 3);
     let data = std::env::temp_dir().join(format!("raftlog-controller-test-{}", std::process::id()));
-    let settings = BrokerSettings {
-        cluster,
-        data_dir: data.clone(),
-        partitions: (0..6).map(|p| format!("orders-{p}")).collect(),
-        replication: 2,
-        heartbeat_interval: Duration::from_millis(100),
-        session_timeout: Duration::from_millis(1000),
-    };
+    let settings = BrokerSettings::example(cluster, data.clone());
     let result = scenario::run(&settings, &[1, 2, 3], &|line| println!("{line}")).await;
     let _ = std::fs::remove_dir_all(&data);
     result.unwrap();

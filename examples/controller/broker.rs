@@ -31,6 +31,21 @@ pub struct BrokerSettings {
     pub session_timeout: Duration,
 }
 
+impl BrokerSettings {
+    /// The example's settings: six partitions with two replicas each, heartbeats every
+    /// 100 ms, a one-second session.
+    pub fn example(cluster: ClusterConfig, data_dir: PathBuf) -> BrokerSettings {
+        BrokerSettings {
+            cluster,
+            data_dir,
+            partitions: (0..6).map(|p| format!("orders-{p}")).collect(),
+            replication: 2,
+            heartbeat_interval: Duration::from_millis(100),
+            session_timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
 /// What the metadata looked like when a controller took over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Takeover {

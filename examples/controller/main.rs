@@ -17,7 +17,6 @@ mod scenario;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use raftlog::embed::ClusterConfig;
 
@@ -53,14 +52,7 @@ async fn main() -> ExitCode {
             format!("http://127.0.0.1:{}", peer + 1),
         );
     }
-    let settings = BrokerSettings {
-        cluster,
-        data_dir: data_dir.clone(),
-        partitions: (0..6).map(|p| format!("orders-{p}")).collect(),
-        replication: 2,
-        heartbeat_interval: Duration::from_millis(100),
-        session_timeout: Duration::from_millis(1000),
-    };
+    let settings = BrokerSettings::example(cluster, data_dir.clone());
     println!("data in {}", data_dir.display());
     let result = scenario::run(&settings, &BROKERS, &|line| println!("{line}")).await;
     match result {

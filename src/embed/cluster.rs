@@ -39,6 +39,30 @@ impl ClusterConfig {
         }
     }
 
+    /// `members` voters (ids from 1) on 127.0.0.1, each with a peer port and an HTTP port
+    /// that were free a moment ago — for tests and examples on one machine. Another process
+    /// may take a port before the node binds it; real clusters name their addresses.
+    pub fn on_free_loopback_ports(cluster_id: impl Into<String>, members: u64) -> Self {
+        let listeners: Vec<std::net::TcpListener> = (0..2 * members)
+            .filter_map(|_| std::net::TcpListener::bind("127.0.0.1:0").ok())
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|address| address.port())
+            .collect();
+        let mut cluster = ClusterConfig::new(cluster_id);
+        for (id, pair) in (1..=members).zip(ports.chunks(2)) {
+            let (peer, http) = (pair[0], pair.get(1).copied().unwrap_or(0));
+            cluster = cluster.member(
+                id,
+                format!("127.0.0.1:{peer}"),
+                format!("http://127.0.0.1:{http}"),
+            );
+        }
+        cluster
+    }
+
     /// Adds voter `id`, whose peers reach it at `peer` (`host:port`) and whose HTTP API, if
     /// it serves one, is at `http` (`http://host:port`).
     pub fn member(mut self, id: u64, peer: impl Into<String>, http: impl Into<String>) -> Self {

@@ -341,13 +341,8 @@ impl Raftlog {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Error> {
-    /// # let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// # let dir = std::env::temp_dir().join(format!("raftlog-doc-transfer-{}", std::process::id()));
-    /// let mut cluster = ClusterConfig::new("doc");
-    /// for id in 1..=3 {
-    ///     let (peer, http) = (port(), port());
-    ///     cluster = cluster.member(id, format!("127.0.0.1:{peer}"), format!("http://127.0.0.1:{http}"));
-    /// }
+    /// let cluster = ClusterConfig::on_free_loopback_ports("doc", 3);
     /// let mut nodes = Vec::new();
     /// for id in 1..=3 {
     ///     let config = cluster.node(id, dir.join(format!("n{id}")))?;
