@@ -33,12 +33,15 @@ async fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         let value = args.next();
         match (arg.as_str(), value) {
-            ("--base-port", Some(port)) if port.parse::<u16>().is_ok() => {
+            // Three brokers take six ports from the base on.
+            ("--base-port", Some(port))
+                if port.parse::<u16>().is_ok_and(|p| p > 0 && p <= 65530) =>
+            {
                 base_port = port.parse().unwrap()
             }
             ("--data", Some(dir)) => data_dir = PathBuf::from(dir),
             _ => {
-                eprintln!("usage: controller [--base-port PORT] [--data DIR]");
+                eprintln!("usage: controller [--base-port 1..65530] [--data DIR]");
                 return ExitCode::from(2);
             }
         }
