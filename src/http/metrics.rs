@@ -10,15 +10,19 @@
 //! fresh as the scrape. The node records the rest itself (flush latency, proposal batches,
 //! leader changes, WAL bytes).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::context::HttpContext;
 use super::limits::Gate;
 use super::service::{LogService, Role};
+use crate::types::NodeId;
 
 /// Latency buckets, in seconds: 100 µs to 30 s, covering an fsync'd commit on one end and a
 /// long-poll on the other.
@@ -75,17 +79,53 @@ fn builder() -> PrometheusBuilder {
     builder
 }
 
-/// Records one finished HTTP request. `route` is the matched pattern, not the path, so that
-/// stream names do not multiply the series.
-pub fn record_request(node: &str, route: &str, status: u16, elapsed: Duration) {
-    let labels = [("node", node.to_string()), ("route", route.to_string())];
-    metrics::histogram!("raftlog_http_request_seconds", &labels).record(elapsed.as_secs_f64());
-    let status = [
-        ("node", node.to_string()),
-        ("route", route.to_string()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("raftlog_http_requests_total", &status).increment(1);
+/// The route pattern that served a request, put into its extensions by the route table.
+#[derive(Clone, Copy, Debug)]
+pub struct Route(pub &'static str);
+
+/// One HTTP worker's handles on its request series, registered on first use. Looking a
+/// series up in the recorder allocates its labels and takes a lock, on every request; a
+/// handle does neither.
+pub struct RequestMetrics {
+    node: String,
+    latency: RefCell<HashMap<&'static str, Histogram>>,
+    count: RefCell<HashMap<(&'static str, u16), Counter>>,
+}
+
+impl RequestMetrics {
+    pub fn new(node: NodeId) -> Self {
+        RequestMetrics {
+            node: node.0.to_string(),
+            latency: RefCell::default(),
+            count: RefCell::default(),
+        }
+    }
+
+    /// Records one finished request. `route` is the matched pattern, not the path, so that
+    /// stream names do not multiply the series.
+    pub fn record(&self, route: &'static str, status: u16, elapsed: Duration) {
+        let node = &self.node;
+        self.latency
+            .borrow_mut()
+            .entry(route)
+            .or_insert_with(|| {
+                let labels = [("node", node.clone()), ("route", route.to_string())];
+                metrics::histogram!("raftlog_http_request_seconds", &labels)
+            })
+            .record(elapsed.as_secs_f64());
+        self.count
+            .borrow_mut()
+            .entry((route, status))
+            .or_insert_with(|| {
+                let labels = [
+                    ("node", node.clone()),
+                    ("route", route.to_string()),
+                    ("status", status.to_string()),
+                ];
+                metrics::counter!("raftlog_http_requests_total", &labels)
+            })
+            .increment(1);
+    }
 }
 
 /// Records the size of one append batch accepted for proposal.

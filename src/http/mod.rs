@@ -45,7 +45,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{web, App, HttpRequest, HttpResponse};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse};
 
 pub use context::HttpContext;
 pub use errors::ApiError;
@@ -57,10 +57,17 @@ pub use service::{
 /// The route table: every endpoint of API.md that this layer serves, with its handlers.
 /// A method a path does not take gets 405 `method_not_allowed` with an `Allow` header.
 pub fn routes(config: &mut web::ServiceConfig) {
-    let resource = |path: &str, allow: &'static str| {
-        web::resource(path).default_service(web::to(move |request: HttpRequest| {
-            method_not_allowed(request, allow)
-        }))
+    let resource = |path: &'static str, allow: &'static str| {
+        web::resource(path)
+            .wrap_fn(move |request, service| {
+                // Named here, where it is known, so that the request's measurement need not
+                // match the path against the route table a second time.
+                request.extensions_mut().insert(metrics::Route(path));
+                service.call(request)
+            })
+            .default_service(web::to(move |request: HttpRequest| {
+                method_not_allowed(request, allow)
+            }))
     };
     config
         .service(resource("/v1/streams", "GET").route(web::get().to(streams::list)))
@@ -94,7 +101,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let node = context.node_id.0.to_string();
+    let measurements = std::rc::Rc::new(metrics::RequestMetrics::new(context.node_id));
     let query_errors = web::QueryConfig::default().error_handler(|error, _| {
         ApiError::bad_request(format!("the query string is not valid: {error}")).into()
     });
@@ -111,18 +118,17 @@ pub fn app(
         .default_service(web::to(not_found))
         .wrap_fn(move |request, service| {
             let started = Instant::now();
-            let node = node.clone();
+            let measurements = measurements.clone();
             let call = service.call(request);
             async move {
                 let response = call.await?;
-                let route = response.request().match_pattern();
-                let route = route.as_deref().unwrap_or("unmatched");
-                metrics::record_request(
-                    &node,
-                    route,
-                    response.status().as_u16(),
-                    started.elapsed(),
-                );
+                let route = response
+                    .request()
+                    .extensions()
+                    .get::<metrics::Route>()
+                    .copied();
+                let route = route.map_or("unmatched", |metrics::Route(path)| path);
+                measurements.record(route, response.status().as_u16(), started.elapsed());
                 Ok(response)
             }
         })
