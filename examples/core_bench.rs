@@ -70,6 +70,10 @@ struct Args {
     /// Where the actors run.
     #[arg(long, value_enum, default_value_t = Threads::One)]
     threads: Threads,
+    /// The most appends the proposal batcher puts into one log entry
+    /// (`batching.proposal_batch_requests_max`; default as in the config).
+    #[arg(long)]
+    proposal_batch_max: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,7 +99,7 @@ fn main() {
 }
 
 async fn run(args: Args) {
-    let (network, nodes, arbiters) = start_cluster(args.threads).await;
+    let (network, nodes, arbiters) = start_cluster(args.threads, args.proposal_batch_max).await;
     let leader = wait_for_leader(&nodes).await;
     let term = leader.role().await.expect("the leader runs").term;
     let before = network.stats();
@@ -135,7 +139,10 @@ async fn run(args: Args) {
 }
 
 /// Starts three nodes on the local network; returns them with the arbiters they run on.
-async fn start_cluster(threads: Threads) -> (LocalNetwork, Vec<NodeHandle>, Vec<Arbiter>) {
+async fn start_cluster(
+    threads: Threads,
+    proposal_batch_max: Option<usize>,
+) -> (LocalNetwork, Vec<NodeHandle>, Vec<Arbiter>) {
     let ids: Vec<NodeId> = (1..=NODES).map(NodeId).collect();
     let mut senders = BTreeMap::new();
     let mut receivers = BTreeMap::new();
@@ -164,7 +171,7 @@ async fn start_cluster(threads: Threads) -> (LocalNetwork, Vec<NodeHandle>, Vec<
             application: None,
             on_fatal: Arc::new(move |message: &str| panic!("node {id}: fatal: {message}")),
         };
-        let config = node_config(id, &ids);
+        let config = node_config(id, &ids, proposal_batch_max);
         let handle = match threads {
             Threads::One => node::start(config, storage, wiring),
             Threads::PerNode => {
@@ -185,8 +192,11 @@ async fn start_cluster(threads: Threads) -> (LocalNetwork, Vec<NodeHandle>, Vec<
 
 /// The defaults, with election timeouts long enough that a loaded machine's scheduling delays
 /// never look like a dead leader (openraft's benchmark uses 200–2000 ms).
-fn node_config(id: NodeId, ids: &[NodeId]) -> NodeConfig {
+fn node_config(id: NodeId, ids: &[NodeId], proposal_batch_max: Option<usize>) -> NodeConfig {
     let mut config = NodeConfig::new(id, ids.iter().copied().collect());
+    if let Some(requests_max) = proposal_batch_max {
+        config.batching.requests_max = requests_max;
+    }
     config.election_timeout_min = Duration::from_millis(500);
     config.election_timeout_max = Duration::from_millis(1000);
     config.heartbeat_interval = Duration::from_millis(50);

@@ -8,6 +8,7 @@
 //! - [`testing`]: history recording and the checkers shared by the simulator and the
 //!   integration suite.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod embed;

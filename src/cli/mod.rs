@@ -10,8 +10,10 @@
 //! | [`append`], [`read`], [`tail`], [`status`] | the client verbs |
 //! | [`output`] | how records are printed |
 //! | [`sse`] | reading Server-Sent Events |
+//! | [`bench`] | `raftlog bench`; what it runs is in `crate::bench` |
 
 pub mod append;
+pub mod bench;
 pub mod client;
 pub mod dev;
 pub mod exit;
@@ -61,6 +63,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Print the HTTP API as an OpenAPI 3 document.
     Openapi,
+    /// Measure throughput and latency under load (a local cluster, or --url); --sweep tunes
+    /// the batching knobs.
+    Bench(bench::BenchArgs),
 }
 
 /// The node a client verb talks to.
@@ -118,6 +123,7 @@ pub async fn run(
         Command::Read(args) => read::run(args, stdout).await,
         Command::Tail(args) => tail::run(args, stdout).await,
         Command::Status(args) => status::run(args, stdout).await,
+        Command::Bench(args) => bench::run(args, stdout).await,
         Command::Openapi => {
             writeln!(stdout, "{}", crate::http::openapi::document())?;
             Ok(())
