@@ -628,6 +628,7 @@ impl Election {
             return;
         }
         transfer.sent = true;
+        leader.lease_forfeited = true;
         let to = transfer.to;
         out.push(Action::Send(self.message_to(
             to,
@@ -836,8 +837,9 @@ impl Election {
         let Some(leader) = &self.leader_state else {
             return false;
         };
-        if leader.transfer.is_some() {
-            return false; // handing over on purpose: another leader may be minutes away
+        if leader.transfer.is_some() || leader.lease_forfeited {
+            // Handing over on purpose, or did: another leader may be moments away.
+            return false;
         }
         let duration = lease_duration(
             self.config.election_timeout_min,

@@ -929,3 +929,36 @@ fn a_follower_read_adds_its_round_trip_to_the_leaders() {
     f.on_read_index_response(ms(1002), Term(2), &response, &mut out);
     assert_eq!(read_ready(&out), vec![(3, LogIndex(6), 1)]);
 }
+
+#[test]
+fn a_leader_that_sent_timeout_now_serves_no_lease_read_even_after_giving_up() {
+    let mut e = leader_n1_with_own_term_committed();
+    let mut out = vec![];
+    // n2 holds everything (index 6): TimeoutNow goes out at once.
+    e.on_transfer_leadership(ms(1004), N2, LogIndex(6), &mut out)
+        .unwrap();
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Send(m) if m.body == MessageBody::TimeoutNow)));
+    // The transfer is given up, and a fresh round renews what would be the lease...
+    out.clear();
+    e.on_leader_tick(ms(1305), &mut out);
+    let round = out.iter().find_map(|a| match a {
+        Action::Send(m) => match &m.body {
+            MessageBody::Heartbeat(h) => Some(h.round),
+            _ => None,
+        },
+        _ => None,
+    });
+    let answered = HeartbeatResponse {
+        round: round.expect("a heartbeat round"),
+    };
+    e.on_heartbeat_response(ms(1306), N3, Term(2), &answered, &mut out);
+    assert_eq!(e.role(), Role::Leader);
+    // ...but n2 may still campaign on that TimeoutNow, and its voters would not wait for
+    // the lease: the read needs a round.
+    out.clear();
+    e.on_read(ms(1307), 1, ReadLevel::Lease, &mut out);
+    assert!(read_ready(&out).is_empty(), "{out:?}");
+    assert!(out.contains(&Action::ReadRoundStarted));
+}

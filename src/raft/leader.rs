@@ -34,6 +34,11 @@ pub struct LeaderState {
     /// A leadership transfer in progress: to whom, the index it must hold first, and when to
     /// give up. While set, the lease is void — this leader is handing over on purpose.
     pub transfer: Option<Transfer>,
+    /// Set once this leader has sent a TimeoutNow: its target may campaign at any later
+    /// moment (the message can be delayed), and voters grant a transfer's votes even inside
+    /// a live lease — so this leader serves no lease read for the rest of its term, given up
+    /// transfer or not.
+    pub lease_forfeited: bool,
     /// The last heartbeat round sent; rounds start at 1.
     round: u64,
     rounds_sent_at: VecDeque<(u64, MonoTime)>,
@@ -60,6 +65,7 @@ impl LeaderState {
             reads: ReadQueue::new(reads_max),
             read_round_in_flight: None,
             transfer: None,
+            lease_forfeited: false,
             round: 0,
             rounds_sent_at: VecDeque::with_capacity(ROUNDS_REMEMBERED_MAX),
             acked_round: BTreeMap::new(),
