@@ -414,11 +414,12 @@ fn lease_reads_stay_linearizable_with_drift_within_the_bound() {
 
 /// The lease's teeth: with clocks drifting ±40% against a 5% bound, the old leader serves a
 /// stale lease read and the checkers catch it.
-#[test]
-fn drift_beyond_the_bound_gives_a_stale_lease_read_that_the_checks_catch() {
-    let caught: Vec<u64> = (0..10)
+/// Of seeds 0..10, those where `run` produced a read the checks flag as stale (a setup
+/// failure fails the test instead: a broken setup must not pass as "not caught").
+fn seeds_with_a_stale_read(run: impl Fn(u64) -> Vec<String>) -> Vec<u64> {
+    (0..10)
         .filter(|&seed| {
-            let problems = in_simulation(lease_read_under_drift(seed, 400_000));
+            let problems = run(seed);
             assert!(
                 !problems.iter().any(|p| p.starts_with("setup")),
                 "seed {seed}: {problems:#?}"
@@ -427,7 +428,13 @@ fn drift_beyond_the_bound_gives_a_stale_lease_read_that_the_checks_catch() {
                 .iter()
                 .any(|p| p.contains("real-time") || p.contains("linearizab"))
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn drift_beyond_the_bound_gives_a_stale_lease_read_that_the_checks_catch() {
+    let caught =
+        seeds_with_a_stale_read(|seed| in_simulation(lease_read_under_drift(seed, 400_000)));
     eprintln!("a stale lease read under excessive drift was caught in seeds {caught:?}");
     assert!(
         !caught.is_empty(),
@@ -482,18 +489,9 @@ fn followers_that_hear_a_live_leader_withhold_their_votes() {
 /// read is stale; the checkers catch it.
 #[test]
 fn voting_inside_a_lease_gives_a_stale_lease_read_that_the_checks_catch() {
-    let caught: Vec<u64> = (0..10)
-        .filter(|&seed| {
-            let problems = in_simulation(lease_read_while_a_follower_campaigns(seed, false));
-            assert!(
-                !problems.iter().any(|p| p.starts_with("setup")),
-                "seed {seed}: {problems:#?}"
-            );
-            problems
-                .iter()
-                .any(|p| p.contains("real-time") || p.contains("linearizab"))
-        })
-        .collect();
+    let caught = seeds_with_a_stale_read(|seed| {
+        in_simulation(lease_read_while_a_follower_campaigns(seed, false))
+    });
     eprintln!("a stale lease read without vote withholding was caught in seeds {caught:?}");
     assert!(
         !caught.is_empty(),

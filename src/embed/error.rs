@@ -1,9 +1,10 @@
 //! [`Error`]: every way a library call can fail, typed so that an embedding program can act
 //! on it — follow the leader hint, retry later, or treat the outcome as unknown.
 
+use crate::embed::Appended;
 use crate::node::{ReadError, ReadFailure, SubmitError};
 use crate::streams::AppendOutcome;
-use crate::types::{NodeId, Offset, Term};
+use crate::types::{LogId, NodeId, Offset, Term};
 
 /// Why a call on a [`Raftlog`](crate::embed::Raftlog) handle failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -99,16 +100,29 @@ impl From<ReadFailure> for Error {
     }
 }
 
-/// The error an append's outcome stands for, if it is not a success.
-pub(crate) fn outcome_error(outcome: &AppendOutcome) -> Option<Error> {
-    match outcome {
-        AppendOutcome::Appended { .. } | AppendOutcome::Duplicate { .. } => None,
-        AppendOutcome::StaleProducerSeq { last_seq } => Some(Error::StaleProducerSeq {
-            last_seq: *last_seq,
-        }),
-        AppendOutcome::OffsetMismatch { next_offset } => Some(Error::OffsetMismatch {
-            next_offset: *next_offset,
-        }),
-        AppendOutcome::Rejected { reason } => Some(Error::Invalid(reason.clone())),
-    }
+/// What an applied append's outcome means for its caller: where it landed, or why not.
+pub(crate) fn appended(log_id: LogId, outcome: AppendOutcome) -> Result<Appended, Error> {
+    let (first_offset, last_offset, duplicate) = match outcome {
+        AppendOutcome::Appended {
+            first_offset,
+            last_offset,
+        } => (first_offset, last_offset, false),
+        AppendOutcome::Duplicate {
+            first_offset,
+            last_offset,
+        } => (first_offset, last_offset, true),
+        AppendOutcome::StaleProducerSeq { last_seq } => {
+            return Err(Error::StaleProducerSeq { last_seq })
+        }
+        AppendOutcome::OffsetMismatch { next_offset } => {
+            return Err(Error::OffsetMismatch { next_offset })
+        }
+        AppendOutcome::Rejected { reason } => return Err(Error::Invalid(reason)),
+    };
+    Ok(Appended {
+        first_offset,
+        last_offset,
+        log_id,
+        duplicate,
+    })
 }

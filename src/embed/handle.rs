@@ -13,7 +13,7 @@ use crate::node::{metrics, NodeHandle, NodeStatus, Proposal};
 use crate::raft::leader_view::LeaderView;
 use crate::raft::read::ReadLevel;
 use crate::streams::StreamInfo;
-use crate::streams::{AppendCommand, AppendOutcome, CommandBatch, ProducerSeq, StreamCommand};
+use crate::streams::{AppendCommand, CommandBatch, ProducerSeq, StreamCommand};
 use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
 
 /// How fresh a read must be (API.md, "Read").
@@ -166,26 +166,7 @@ impl Raftlog {
                 (applied.log_id, outcome)
             }
         };
-        if let Some(error) = error::outcome_error(&outcome) {
-            return Err(error);
-        }
-        let (first_offset, last_offset, duplicate) = match outcome {
-            AppendOutcome::Appended {
-                first_offset,
-                last_offset,
-            } => (first_offset, last_offset, false),
-            AppendOutcome::Duplicate {
-                first_offset,
-                last_offset,
-            } => (first_offset, last_offset, true),
-            _ => unreachable!("outcome_error covers every failed outcome"),
-        };
-        Ok(Appended {
-            first_offset,
-            last_offset,
-            log_id,
-            duplicate,
-        })
+        error::appended(log_id, outcome)
     }
 
     /// Proposes a command for the application's state machine through this node, which must

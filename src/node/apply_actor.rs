@@ -120,6 +120,12 @@ pub struct WaitApplied {
     pub reply: oneshot::Sender<LogIndex>,
 }
 
+/// What waits for the applied index: a stream read, or a [`WaitApplied`].
+enum AfterApplied {
+    Read(ReadStream),
+    Wake(oneshot::Sender<LogIndex>),
+}
+
 /// The applied index.
 #[derive(Message)]
 #[rtype(result = "LogIndex")]
@@ -174,10 +180,8 @@ pub struct ApplyActor {
     proposing: BTreeMap<u64, oneshot::Sender<SubmitResult>>,
     /// Proposals in the log, by index, with the term they were proposed in.
     in_log: BTreeMap<LogIndex, (Term, oneshot::Sender<SubmitResult>)>,
-    /// Reads waiting for the applied index to reach theirs.
-    reads_after: BTreeMap<LogIndex, Vec<ReadStream>>,
-    /// [`WaitApplied`] requests, by the index they wait for.
-    applied_waiters: BTreeMap<LogIndex, Vec<oneshot::Sender<LogIndex>>>,
+    /// Reads and [`WaitApplied`] requests waiting for the applied index to reach theirs.
+    waiting_for_applied: BTreeMap<LogIndex, Vec<AfterApplied>>,
     /// Long-polls and tails waiting for a stream to reach an offset.
     record_waiters: BTreeMap<String, Vec<(Offset, oneshot::Sender<()>)>>,
     /// Set by [`ReleaseWaiters`]: no new waits.
@@ -212,8 +216,7 @@ impl ApplyActor {
             next_token: 0,
             proposing: BTreeMap::new(),
             in_log: BTreeMap::new(),
-            reads_after: BTreeMap::new(),
-            applied_waiters: BTreeMap::new(),
+            waiting_for_applied: BTreeMap::new(),
             record_waiters: BTreeMap::new(),
             releasing_waiters: false,
         }
@@ -277,22 +280,22 @@ impl ApplyActor {
         });
     }
 
+    /// Answers what waited for the applied index to reach its own.
     fn serve_waiting_reads(&mut self) {
-        while let Some(entry) = self.reads_after.first_entry() {
+        while let Some(entry) = self.waiting_for_applied.first_entry() {
             if *entry.key() > self.applied {
                 break;
             }
-            for read in entry.remove() {
-                let result = self.read(&read.stream, read.from, read.limit);
-                let _ = read.reply.send(result);
-            }
-        }
-        while let Some(entry) = self.applied_waiters.first_entry() {
-            if *entry.key() > self.applied {
-                break;
-            }
-            for reply in entry.remove() {
-                let _ = reply.send(self.applied);
+            for waiter in entry.remove() {
+                match waiter {
+                    AfterApplied::Read(read) => {
+                        let result = self.read(&read.stream, read.from, read.limit);
+                        let _ = read.reply.send(result);
+                    }
+                    AfterApplied::Wake(reply) => {
+                        let _ = reply.send(self.applied);
+                    }
+                }
             }
         }
     }
@@ -458,7 +461,9 @@ impl Handler<ReadStream> for ApplyActor {
             let result = self.read(&msg.stream, msg.from, msg.limit);
             let _ = msg.reply.send(result);
         } else {
-            self.reads_after.entry(msg.after).or_default().push(msg);
+            let after = msg.after;
+            let waiters = self.waiting_for_applied.entry(after).or_default();
+            waiters.push(AfterApplied::Read(msg));
         }
     }
 }
@@ -470,10 +475,8 @@ impl Handler<WaitApplied> for ApplyActor {
         if msg.index <= self.applied {
             let _ = msg.reply.send(self.applied);
         } else {
-            self.applied_waiters
-                .entry(msg.index)
-                .or_default()
-                .push(msg.reply);
+            let waiters = self.waiting_for_applied.entry(msg.index).or_default();
+            waiters.push(AfterApplied::Wake(msg.reply));
         }
     }
 }
