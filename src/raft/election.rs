@@ -145,6 +145,9 @@ pub struct Election {
     /// Votes received in the current (pre-)campaign: voter → granted.
     votes: BTreeMap<NodeId, bool>,
     election_deadline: MonoTime,
+    /// This node campaigns in its current term on its leader's TimeoutNow (a transfer), not
+    /// because its own timer ran out.
+    transfer_campaign: bool,
     /// When a live leader was last heard from (or, after a restart, when the node started):
     /// within `election_timeout_min` of it, vote requests are ignored (thesis §4.2.3).
     leader_contact_at: Option<MonoTime>,
@@ -173,6 +176,7 @@ impl Election {
             leader: None,
             votes: BTreeMap::new(),
             election_deadline: now,
+            transfer_campaign: false,
             leader_contact_at: Some(now),
             leader_state: None,
             forwarded_reads: BTreeMap::new(),
@@ -281,7 +285,7 @@ impl Election {
     /// its voters could answer.
     pub fn on_hard_state_saved(&mut self, now: MonoTime) {
         if self.role == Role::Candidate {
-            self.reset_election_deadline(now);
+            self.reset_candidate_deadline(now);
         }
     }
 
@@ -941,7 +945,8 @@ impl Election {
         self.leader = None;
         self.leader_contact_at = None;
         self.votes.clear();
-        self.reset_election_deadline(now);
+        self.transfer_campaign = transfer;
+        self.reset_candidate_deadline(now);
         out.push(Action::PersistHardState(self.hard_state()));
         out.push(Action::RoleChanged(self.role_state()));
         self.request_votes(false, transfer, self.term, last_log, now, out);
@@ -1008,6 +1013,21 @@ impl Election {
             self.config.election_timeout_max,
         );
         self.election_deadline = now + timeout;
+    }
+
+    /// A candidate's timer. A transfer's campaign waits three maximum timeouts instead of one:
+    /// its leader has stepped aside and no voter is racing it, so only a slow or lost answer
+    /// can hold it up — and each voter must make its new term and vote durable before it
+    /// answers, which on a slow disk takes longer than an election timeout. Falling back to
+    /// an ordinary election then would hand leadership to whichever node's timer fires first,
+    /// not to the node the transfer named. Should the target be gone, the others' own timers
+    /// still start an ordinary election after one timeout, so the wait costs no liveness.
+    fn reset_candidate_deadline(&mut self, now: MonoTime) {
+        if self.transfer_campaign {
+            self.election_deadline = now + self.config.election_timeout_max * 3;
+        } else {
+            self.reset_election_deadline(now);
+        }
     }
 
     /// Within the minimum election timeout of hearing from a live leader (or of being one).

@@ -798,6 +798,34 @@ fn a_campaign_times_out_only_an_election_timeout_after_its_vote_is_durable() {
     assert_eq!(f.next_wakeup(), deadline_before);
 }
 
+#[test]
+fn a_transfer_campaign_waits_longer_for_its_voters_than_an_ordinary_one() {
+    let mut target = follower(N3, 2);
+    let mut out = vec![];
+    let heartbeat = Heartbeat {
+        commit: LogIndex(0),
+        round: 1,
+    };
+    target.on_heartbeat(ms(1000), N1, Term(2), &heartbeat, &mut out);
+    target.on_timeout_now(ms(1001), N1, Term(2), log(2, 8), &mut out);
+    assert_eq!(target.role(), Role::Candidate);
+    target.on_hard_state_saved(ms(1002));
+    // Its voters' durable votes may take longer than any election timeout (300 ms here):
+    // the campaign still runs at 1002 + 899 ms, and ends at three maximum timeouts.
+    out.clear();
+    target.on_election_timeout(ms(1901), log(2, 8), &mut out);
+    assert_eq!(target.role(), Role::Candidate);
+    assert!(out.is_empty());
+    target.on_election_timeout(ms(1902), log(2, 8), &mut out);
+    assert_eq!(target.role(), Role::PreCandidate);
+    // Its next campaign, an ordinary one, times out after an ordinary timeout again.
+    let votes = vote_resp(true, true);
+    target.on_vote_response(ms(1903), N2, Term(4), &votes, log(2, 8), &mut out);
+    assert_eq!(target.role(), Role::Candidate);
+    target.on_hard_state_saved(ms(1904));
+    assert!(target.election_due(ms(1904) + Duration::from_millis(300)));
+}
+
 /// n1 leads term 2 and has committed its own no-op (index 6) with n2's help; the heartbeat
 /// round 1 that n2 answered at 1003 ms holds the lease.
 fn leader_n1_with_own_term_committed() -> Election {
