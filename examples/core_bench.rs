@@ -232,8 +232,9 @@ fn command() -> AppendCommand {
 /// One client: `calls` writes (or batches of writes) one after another, each checked.
 async fn client(leader: NodeHandle, batch: Option<u64>, calls: u64) -> ClientRun {
     let mut latencies_us = Vec::with_capacity(calls as usize);
+    // One clock reading per call: each call is sent the moment the previous one returns.
+    let mut sent = Instant::now();
     for _ in 0..calls {
-        let sent = Instant::now();
         match batch {
             None => {
                 let (_, outcome) = leader.append(command()).await.expect("the write succeeds");
@@ -253,12 +254,14 @@ async fn client(leader: NodeHandle, batch: Option<u64>, calls: u64) -> ClientRun
                 assert_eq!(applied.outcomes.len() as u64, count);
             }
         }
-        let micros = sent.elapsed().as_micros();
+        let answered = Instant::now();
+        let micros = (answered - sent).as_micros();
         latencies_us.push(u32::try_from(micros).unwrap_or(u32::MAX));
+        sent = answered;
     }
     ClientRun {
         latencies_us,
-        finished: Instant::now(),
+        finished: sent,
     }
 }
 

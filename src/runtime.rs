@@ -161,11 +161,13 @@ pub fn start_node(file: &NodeFileConfig, start: StartOptions) -> Result<RunningN
             std::process::exit(70);
         }),
     };
+    // The HTTP context installs the Prometheus recorder: before the node starts, whose actors
+    // take their metric handles from the recorder installed when they start.
+    let http_context = start.http.then(|| HttpContext::from_config(file));
     let node = node::start(node_config(file), storage, wiring);
-    let http = if start.http {
-        Some(start_http(file, &node)?)
-    } else {
-        None
+    let http = match http_context {
+        Some(context) => Some(start_http(file, &node, context)?),
+        None => None,
     };
     Ok(RunningNode {
         id,
@@ -177,7 +179,11 @@ pub fn start_node(file: &NodeFileConfig, start: StartOptions) -> Result<RunningN
 }
 
 /// Serves the HTTP API: a layer over the node's library handle.
-fn start_http(file: &NodeFileConfig, node: &NodeHandle) -> Result<ServerHandle, String> {
+fn start_http(
+    file: &NodeFileConfig,
+    node: &NodeHandle,
+    context: HttpContext,
+) -> Result<ServerHandle, String> {
     let members_http = file
         .members
         .iter()
@@ -186,12 +192,9 @@ fn start_http(file: &NodeFileConfig, node: &NodeHandle) -> Result<ServerHandle, 
     let log = Raftlog::new(node.clone(), 3 * file.raft.election_timeout_max());
     let service = NodeService::new(log, members_http);
     let listener = http::server::bind(file.http_listen()).map_err(|e| e.to_string())?;
-    let server = http::server::start(
-        listener,
-        file.http.workers,
-        HttpContext::from_config(file),
-        move || Arc::new(service.clone()) as Arc<dyn LogService>,
-    )
+    let server = http::server::start(listener, file.http.workers, context, move || {
+        Arc::new(service.clone()) as Arc<dyn LogService>
+    })
     .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
     let handle = server.handle();
     actix_rt::spawn(server);

@@ -186,6 +186,7 @@ pub struct ApplyActor {
     record_waiters: BTreeMap<String, Vec<(Offset, oneshot::Sender<()>)>>,
     /// Set by [`ReleaseWaiters`]: no new waits.
     releasing_waiters: bool,
+    applied_gauge: metrics::IndexGauge,
 }
 
 impl ApplyActor {
@@ -201,6 +202,7 @@ impl ApplyActor {
         role: RoleState,
     ) -> Self {
         Self {
+            applied_gauge: metrics::IndexGauge::applied(id),
             id,
             streams,
             application,
@@ -249,7 +251,7 @@ impl ApplyActor {
                 observer.applied(self.id, entry.log_id);
             }
         }
-        metrics::applied(self.id, self.applied);
+        self.applied_gauge.set(self.applied);
         self.serve_waiting_reads();
         self.wake_record_waiters();
         if self.applied < self.committed && !self.applying {
@@ -313,8 +315,9 @@ impl ApplyActor {
             let EntryPayload::Command(payload) = entry.payload else {
                 return Err(format!("entry {} holds no records", range.log_index));
             };
-            let values = streams::records_in_shared(&payload, range.command, range.records.clone())
-                .map_err(|e| e.to_string())?;
+            let values =
+                streams::records_in_shared(&payload, range.commands.clone(), range.records.clone())
+                    .map_err(|e| e.to_string())?;
             let first = range.first_offset;
             records.extend((0..).zip(values).map(|(i, v)| (Offset(first.0 + i), v)));
         }

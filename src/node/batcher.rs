@@ -14,7 +14,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::node::apply_actor::{ApplyActor, Proposal, Submit, SubmitError};
-use crate::node::metrics;
+use crate::node::metrics as node_metrics;
 use crate::streams::{AppendCommand, AppendOutcome, CommandBatch, StreamCommand};
 use crate::types::{LogId, NodeId};
 
@@ -51,7 +51,6 @@ pub struct Append {
 struct ProposeBatch;
 
 pub struct ProposalBatcher {
-    node: NodeId,
     apply: Addr<ApplyActor>,
     limits: BatchLimits,
     commands: Vec<AppendCommand>,
@@ -61,6 +60,8 @@ pub struct ProposalBatcher {
     /// the mailbox. (With no linger, a zero-length timer would still wait for the timer
     /// wheel's next millisecond tick — a millisecond added to every lone write.)
     scheduled: Option<Scheduled>,
+    /// Appends per proposed entry.
+    batch_requests: metrics::Histogram,
 }
 
 enum Scheduled {
@@ -71,7 +72,7 @@ enum Scheduled {
 impl ProposalBatcher {
     pub fn new(node: NodeId, apply: Addr<ApplyActor>, limits: BatchLimits) -> Self {
         Self {
-            node,
+            batch_requests: node_metrics::proposal_batch_histogram(node),
             apply,
             limits,
             commands: Vec::new(),
@@ -91,7 +92,7 @@ impl ProposalBatcher {
         let commands: Vec<StreamCommand> =
             self.commands.drain(..).map(StreamCommand::Append).collect();
         let replies = std::mem::take(&mut self.replies);
-        metrics::proposal_batch(self.node, replies.len());
+        self.batch_requests.record(replies.len() as f64);
         self.bytes = 0;
         let (reply, result) = oneshot::channel();
         let proposal = Proposal::Streams(CommandBatch { commands });

@@ -138,6 +138,7 @@ pub struct ElectionActor {
     next_read_id: u64,
     /// The last role published, to count leader changes.
     published_role: Option<RoleState>,
+    commit_gauge: metrics::IndexGauge,
 }
 
 impl ElectionActor {
@@ -153,6 +154,7 @@ impl ElectionActor {
         on_fatal: FatalHandler,
     ) -> Self {
         Self {
+            commit_gauge: metrics::IndexGauge::committed(core.config().id),
             core,
             clock,
             network,
@@ -200,7 +202,7 @@ impl ElectionActor {
             Action::Send(message) => self.network.send(message),
             Action::RoleChanged(role) => self.publish_role(role),
             Action::LearnedCommit(index) | Action::Committed(index) => {
-                metrics::committed(self.id(), index);
+                self.commit_gauge.set(index);
                 for subscriber in &self.links.commit_subscribers {
                     subscriber.do_send(Committed { index });
                 }

@@ -1,8 +1,17 @@
 //! The node's Prometheus metrics: every name in one place, so the exporter's descriptions
 //! and the code that records them cannot drift apart. Recording is a no-op until a recorder
 //! is installed (the service installs the Prometheus one).
+//!
+//! Series recorded for every entry or batch (WAL appends and flushes, the commit and applied
+//! indexes, proposal batches) are recorded through handles that each actor takes once when
+//! it starts: a handle costs an atomic operation per record, where the macros format the node
+//! id and look the series up on every call. A handle belongs to the recorder installed when
+//! it was taken, so a process installs its recorder before it starts nodes (the service
+//! does; an embedding program that wants these series must too).
 
 use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
 
 use crate::raft::election::{Role, RoleState};
 use crate::raft::read::ReadLevel;
@@ -81,27 +90,55 @@ pub fn role_changed(node: NodeId, previous: Option<RoleState>, role: RoleState) 
     }
 }
 
-pub fn committed(node: NodeId, index: LogIndex) {
-    metrics::gauge!(COMMIT_INDEX, "node" => node.0.to_string()).set(index.0 as f64);
+/// A log index as a gauge of node `node`: [`COMMIT_INDEX`] or [`APPLIED_INDEX`].
+#[derive(Clone)]
+pub struct IndexGauge(Gauge);
+
+impl IndexGauge {
+    pub fn committed(node: NodeId) -> Self {
+        Self(metrics::gauge!(COMMIT_INDEX, "node" => node.0.to_string()))
+    }
+
+    pub fn applied(node: NodeId) -> Self {
+        Self(metrics::gauge!(APPLIED_INDEX, "node" => node.0.to_string()))
+    }
+
+    pub fn set(&self, index: LogIndex) {
+        self.0.set(index.0 as f64);
+    }
 }
 
-pub fn applied(node: NodeId, index: LogIndex) {
-    metrics::gauge!(APPLIED_INDEX, "node" => node.0.to_string()).set(index.0 as f64);
+/// The WAL actor's series.
+#[derive(Clone)]
+pub struct WalMetrics {
+    appended_entries: Counter,
+    appended_bytes: Counter,
+    flush_seconds: Histogram,
 }
 
-pub fn flushed(node: NodeId, took: Duration) {
-    metrics::histogram!(WAL_FLUSH_SECONDS, "node" => node.0.to_string()).record(took.as_secs_f64());
+impl WalMetrics {
+    pub fn new(node: NodeId) -> Self {
+        let node = node.0.to_string();
+        Self {
+            appended_entries: metrics::counter!(WAL_APPENDED_ENTRIES, "node" => node.clone()),
+            appended_bytes: metrics::counter!(WAL_APPENDED_BYTES, "node" => node.clone()),
+            flush_seconds: metrics::histogram!(WAL_FLUSH_SECONDS, "node" => node),
+        }
+    }
+
+    pub fn appended(&self, entries: usize, bytes: u64) {
+        self.appended_entries.increment(entries as u64);
+        self.appended_bytes.increment(bytes);
+    }
+
+    pub fn flushed(&self, took: Duration) {
+        self.flush_seconds.record(took.as_secs_f64());
+    }
 }
 
-pub fn appended(node: NodeId, entries: usize, bytes: u64) {
-    let node = node.0.to_string();
-    metrics::counter!(WAL_APPENDED_ENTRIES, "node" => node.clone()).increment(entries as u64);
-    metrics::counter!(WAL_APPENDED_BYTES, "node" => node).increment(bytes);
-}
-
-pub fn proposal_batch(node: NodeId, requests: usize) {
+/// [`PROPOSAL_BATCH_REQUESTS`] of node `node`.
+pub fn proposal_batch_histogram(node: NodeId) -> Histogram {
     metrics::histogram!(PROPOSAL_BATCH_REQUESTS, "node" => node.0.to_string())
-        .record(requests as f64);
 }
 
 /// A read of this node at `level` was served.

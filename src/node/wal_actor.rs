@@ -100,6 +100,7 @@ pub struct WalActor {
     uncommitted: UncommittedBytes,
     /// Answered once everything appended is durable (a graceful shutdown).
     drains: Vec<tokio::sync::oneshot::Sender<LogIndex>>,
+    metrics: metrics::WalMetrics,
 }
 
 impl WalActor {
@@ -127,6 +128,7 @@ impl WalActor {
             pending_acks: VecDeque::new(),
             uncommitted: UncommittedBytes::new(uncommitted_bytes_max),
             drains: Vec::new(),
+            metrics: metrics::WalMetrics::new(id),
         }
     }
 
@@ -135,8 +137,7 @@ impl WalActor {
     }
 
     fn append(&mut self, entries: &[Entry], ctx: &mut Context<Self>) -> bool {
-        metrics::appended(
-            self.id,
+        self.metrics.appended(
             entries.len(),
             entries.iter().map(Entry::payload_bytes).sum(),
         );
@@ -163,11 +164,11 @@ impl WalActor {
             }
         };
         self.flushing = true;
-        let (me, id) = (ctx.address(), self.id);
+        let (me, metrics) = (ctx.address(), self.metrics.clone());
         self.pool.execute(Box::new(move || {
             let started = std::time::Instant::now();
             let outcome = job();
-            metrics::flushed(id, started.elapsed());
+            metrics.flushed(started.elapsed());
             me.do_send(FlushDone(outcome));
         }));
     }

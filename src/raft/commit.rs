@@ -32,6 +32,8 @@ pub struct CommitTracker {
     /// The index of this term's no-op; `None` until the leader's WAL has appended it.
     term_first_index: Option<LogIndex>,
     committed: LogIndex,
+    /// Scratch space for sorting the matches.
+    sorted: Vec<LogIndex>,
 }
 
 impl CommitTracker {
@@ -48,6 +50,7 @@ impl CommitTracker {
         Self {
             term,
             rule,
+            sorted: Vec::with_capacity(matched.len()),
             matched,
             term_first_index: None,
             committed,
@@ -104,8 +107,10 @@ impl CommitTracker {
     }
 
     fn maybe_advance(&mut self) -> Option<LogIndex> {
-        let mut matched: Vec<LogIndex> = self.matched.values().copied().collect();
-        let candidate = majority_index(&mut matched);
+        // Runs on every acknowledgement: sort a copy in a vector kept for it, not a new one.
+        self.sorted.clear();
+        self.sorted.extend(self.matched.values());
+        let candidate = majority_index(&mut self.sorted);
         if candidate <= self.committed {
             return None;
         }

@@ -14,10 +14,11 @@
 //!   would diverge from nodes that can. So a new kind must not be proposed until every member
 //!   runs code that knows it (a version gate on the leader).
 //!
-//! Reads do not materialise a batch: [`BatchView`] decodes the same bytes with every string and
-//! record borrowed from the payload, so locating records `[a, b)` of command `k` copies nothing
-//! but those records. It still walks (and collects pointers to) every record before them,
-//! because bincode has no skip index; an offset table in the payload is a later optimisation.
+//! Applying and reading do not materialise a batch: [`BatchView`] (the `view` module) reads the
+//! same bytes with every string and record borrowed from the payload, so locating records
+//! `[a, b)` of command `k` copies nothing but those records. It still walks every record
+//! before them, because bincode has no skip index; an offset table in the payload is a later
+//! optimisation.
 
 use std::ops::Range;
 
@@ -25,6 +26,8 @@ use bincode::Options;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::view;
+pub use super::view::{AppendView, BatchView, CommandView, ProducerSeqView, RecordsView};
 use crate::types::Offset;
 
 /// The payload of one Raft command entry: the commands, applied in order.
@@ -57,46 +60,18 @@ pub struct ProducerSeq {
     pub seq: u64,
 }
 
-/// A [`CommandBatch`] decoded from the same bytes with everything borrowed from the payload.
-/// Field for field and variant for variant the same layout as the owned types.
-#[derive(Debug, Deserialize)]
-pub struct BatchView<'a> {
-    #[serde(borrow)]
-    pub commands: Vec<CommandView<'a>>,
-}
-
-/// The borrowed mirror of [`StreamCommand`]; same variants, same order.
-#[derive(Debug, Deserialize)]
-pub enum CommandView<'a> {
-    Append(#[serde(borrow)] AppendView<'a>),
-}
-
-/// The borrowed mirror of [`AppendCommand`].
-#[derive(Debug, Deserialize)]
-pub struct AppendView<'a> {
-    pub stream: &'a str,
-    #[serde(borrow)]
-    pub records: Vec<&'a [u8]>,
-    #[serde(borrow)]
-    pub producer: Option<ProducerSeqView<'a>>,
-    pub expected_offset: Option<Offset>,
-}
-
-/// The borrowed mirror of [`ProducerSeq`].
-#[derive(Clone, Copy, Debug, Deserialize)]
-pub struct ProducerSeqView<'a> {
-    pub id: &'a str,
-    pub seq: u64,
-}
-
 /// Why a payload, or the part of it asked for, could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
     #[error("the payload is not a command batch: {0}")]
-    Malformed(#[from] bincode::Error),
-    #[error("command {command} is not in a batch of {command_count}")]
-    NoSuchCommand { command: u32, command_count: usize },
-    #[error("records {start}..{end} are not within the command's {record_count}")]
+    Malformed(String),
+    #[error("commands {start}..{end} are not within a batch of {command_count}")]
+    NoSuchCommands {
+        start: u32,
+        end: u32,
+        command_count: usize,
+    },
+    #[error("records {start}..{end} are not within the commands' {record_count}")]
     NoSuchRecords {
         start: u32,
         end: u32,
@@ -115,12 +90,14 @@ pub fn encode(batch: &CommandBatch) -> Bytes {
 
 /// Decodes an entry payload into owned commands. Untrusted bytes give an error, never a panic.
 pub fn decode(payload: &[u8]) -> Result<CommandBatch, PayloadError> {
-    Ok(options(payload).deserialize(payload)?)
+    options(payload)
+        .deserialize(payload)
+        .map_err(|error| PayloadError::Malformed(error.to_string()))
 }
 
 /// Decodes an entry payload without copying any string or record out of it.
 pub fn decode_view(payload: &[u8]) -> Result<BatchView<'_>, PayloadError> {
-    Ok(options(payload).deserialize(payload)?)
+    view::read_batch(payload).map_err(|error| PayloadError::Malformed(error.to_string()))
 }
 
 /// The decoding options: [`encode`]'s, limited to the payload's own length.
@@ -130,58 +107,62 @@ fn options(payload: &[u8]) -> impl Options {
         .with_limit(payload.len() as u64)
 }
 
-/// Borrows records `records` of command `command` of an entry payload: the read path's
-/// answer to a [`RecordRange`](super::RecordRange). Nothing is copied.
+/// Borrows, of the records of commands `commands` of an entry payload taken together in
+/// order, those at positions `records`: the read path's answer to a
+/// [`RecordRange`](super::RecordRange). Nothing is copied.
 pub fn record_slices(
     payload: &[u8],
-    command: u32,
+    commands: Range<u32>,
     records: Range<u32>,
 ) -> Result<Vec<&[u8]>, PayloadError> {
-    let mut batch = decode_view(payload)?;
+    let batch = decode_view(payload)?;
     let command_count = batch.commands.len();
-    let position = command as usize;
-    if position >= command_count {
-        return Err(PayloadError::NoSuchCommand {
-            command,
+    let Some(asked_commands) = batch
+        .commands
+        .get(commands.start as usize..commands.end as usize)
+    else {
+        return Err(PayloadError::NoSuchCommands {
+            start: commands.start,
+            end: commands.end,
             command_count,
         });
+    };
+    let appends = asked_commands.iter().map(|command| match command {
+        CommandView::Append(append) => append.records,
+    });
+    let record_count: usize = appends.clone().map(|records| records.len()).sum();
+    if records.start > records.end || records.end as usize > record_count {
+        return Err(PayloadError::NoSuchRecords {
+            start: records.start,
+            end: records.end,
+            record_count,
+        });
     }
-    match batch.commands.swap_remove(position) {
-        CommandView::Append(append) => {
-            let mut all = append.records;
-            let record_count = all.len();
-            if records.start > records.end || records.end as usize > record_count {
-                return Err(PayloadError::NoSuchRecords {
-                    start: records.start,
-                    end: records.end,
-                    record_count,
-                });
-            }
-            all.truncate(records.end as usize);
-            all.drain(..records.start as usize);
-            Ok(all)
-        }
-    }
+    let all = appends.flat_map(|records| records.iter());
+    Ok(all
+        .take(records.end as usize)
+        .skip(records.start as usize)
+        .collect())
 }
 
-/// Records `records` of command `command` of a shared payload, as slices of it: no record is
-/// copied, and each keeps the payload's buffer alive.
+/// [`record_slices`] of a shared payload, as slices of it: no record is copied, and each
+/// keeps the payload's buffer alive.
 pub fn records_in_shared(
     payload: &Bytes,
-    command: u32,
+    commands: Range<u32>,
     records: Range<u32>,
 ) -> Result<Vec<Bytes>, PayloadError> {
-    let slices = record_slices(payload, command, records)?;
+    let slices = record_slices(payload, commands, records)?;
     Ok(slices.into_iter().map(|r| payload.slice_ref(r)).collect())
 }
 
-/// Copies records `records` of command `command` out of an entry payload.
+/// [`record_slices`], copied out of the payload.
 pub fn records_in(
     payload: &[u8],
-    command: u32,
+    commands: Range<u32>,
     records: Range<u32>,
 ) -> Result<Vec<Bytes>, PayloadError> {
-    let slices = record_slices(payload, command, records)?;
+    let slices = record_slices(payload, commands, records)?;
     Ok(slices.into_iter().map(Bytes::copy_from_slice).collect())
 }
 
@@ -229,7 +210,7 @@ mod tests {
         for (owned, viewed) in batch.commands.iter().zip(&view.commands) {
             let (StreamCommand::Append(owned), CommandView::Append(viewed)) = (owned, viewed);
             assert_eq!(owned.stream, viewed.stream);
-            let viewed_records: Vec<&[u8]> = viewed.records.clone();
+            let viewed_records: Vec<&[u8]> = viewed.records.iter().collect();
             let owned_records: Vec<&[u8]> = owned.records.iter().map(|r| &r[..]).collect();
             assert_eq!(owned_records, viewed_records);
             let viewed_producer = viewed.producer.map(|p| (p.id.to_string(), p.seq));
@@ -256,14 +237,19 @@ mod tests {
             commands: vec![append("a", &["a0", "a1"]), append("b", &["b0", "b1", "b2"])],
         };
         let payload = encode(&batch);
-        let got = records_in(&payload, 1, 1..3).unwrap();
+        let got = records_in(&payload, 1..2, 1..3).unwrap();
         assert_eq!(got, vec![Bytes::from("b1"), Bytes::from("b2")]);
         assert_eq!(
-            records_in(&payload, 0, 0..1).unwrap(),
+            records_in(&payload, 0..1, 0..1).unwrap(),
             vec![Bytes::from("a0")]
         );
-        assert!(records_in(&payload, 0, 1..1).unwrap().is_empty());
-        assert_eq!(records_in_shared(&payload, 1, 1..3).unwrap(), got);
+        assert!(records_in(&payload, 0..1, 1..1).unwrap().is_empty());
+        assert_eq!(records_in_shared(&payload, 1..2, 1..3).unwrap(), got);
+        // Two commands' records read as one run.
+        assert_eq!(
+            records_in(&payload, 0..2, 1..4).unwrap(),
+            vec![Bytes::from("a1"), Bytes::from("b0"), Bytes::from("b1")]
+        );
     }
 
     #[test]
@@ -272,18 +258,28 @@ mod tests {
             commands: vec![append("a", &["a0", "a1"])],
         });
         assert!(matches!(
-            records_in(&payload, 1, 0..1),
-            Err(PayloadError::NoSuchCommand { .. })
+            records_in(&payload, 1..2, 0..1),
+            Err(PayloadError::NoSuchCommands { .. })
         ));
         assert!(matches!(
-            records_in(&payload, 0, 1..3),
+            records_in(&payload, 0..2, 0..1),
+            Err(PayloadError::NoSuchCommands { .. })
+        ));
+        assert!(matches!(
+            records_in(&payload, 0..1, 1..3),
             Err(PayloadError::NoSuchRecords { .. })
         ));
         #[allow(clippy::reversed_empty_ranges)]
         let backwards = 2..1;
         assert!(matches!(
-            records_in(&payload, 0, backwards),
+            records_in(&payload, 0..1, backwards),
             Err(PayloadError::NoSuchRecords { .. })
+        ));
+        #[allow(clippy::reversed_empty_ranges)]
+        let backwards = 1..0;
+        assert!(matches!(
+            records_in(&payload, backwards, 0..0),
+            Err(PayloadError::NoSuchCommands { .. })
         ));
     }
 
@@ -299,18 +295,34 @@ mod tests {
         let mut longer = payload.to_vec();
         longer.push(0);
         assert!(decode(&longer).is_err());
+        assert!(decode_view(&longer).is_err());
+    }
+
+    /// The view reader and bincode's decoder of the owned types must agree on every payload:
+    /// both refuse it, or both accept it and read the same commands.
+    fn assert_decoders_agree(payload: &[u8]) {
+        match (decode(payload), decode_view(payload)) {
+            (Ok(batch), Ok(_)) => assert_view_matches(&batch, payload),
+            (Err(_), Err(_)) => {}
+            (owned, viewed) => panic!(
+                "the decoders disagree on {payload:?}: owned {:?}, view {:?}",
+                owned.map(|_| ()),
+                viewed.map(|_| ())
+            ),
+        }
     }
 
     #[test]
-    fn random_and_mutated_bytes_never_panic() {
+    fn both_decoders_agree_on_random_and_mutated_bytes() {
         let mut rng = SmallRng::seed_from_u64(12);
         for _ in 0..20_000 {
             let len = rng.gen_range(0..128);
             let garbage: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
-            let _ = decode(&garbage);
-            let _ = records_in(&garbage, rng.gen_range(0..3), 0..rng.gen_range(0..3));
+            assert_decoders_agree(&garbage);
+            let first = rng.gen_range(0..3);
+            let _ = records_in(&garbage, first..first + 1, 0..rng.gen_range(0..3));
         }
-        for _ in 0..2_000 {
+        for _ in 0..20_000 {
             let mut payload = encode(&random_batch(&mut rng)).to_vec();
             if payload.is_empty() {
                 continue;
@@ -319,9 +331,21 @@ mod tests {
                 let at = rng.gen_range(0..payload.len());
                 payload[at] ^= 1 << rng.gen_range(0..8);
             }
-            let _ = decode(&payload);
-            let _ = decode_view(&payload);
+            assert_decoders_agree(&payload);
         }
+    }
+
+    #[test]
+    fn both_decoders_accept_a_wider_varint_than_needed() {
+        // One command: an append to "a" (its length as a u16: 251, 1, 0) of one record "x",
+        // no producer, expected offset 7 as a u64 (253 and eight bytes).
+        let mut payload = vec![1, 0, 251, 1, 0, b'a', 1, 1, b'x', 0, 1, 253];
+        payload.extend_from_slice(&7u64.to_le_bytes());
+        assert_decoders_agree(&payload);
+        let view = decode_view(&payload).unwrap();
+        let CommandView::Append(append) = &view.commands[0];
+        assert_eq!(append.stream, "a");
+        assert_eq!(append.expected_offset, Some(Offset(7)));
     }
 
     #[test]
@@ -330,9 +354,11 @@ mod tests {
         let mut payload = vec![1, 0, 253];
         payload.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&payload).is_err());
+        assert!(decode_view(&payload).is_err());
         // A batch "of u64::MAX commands".
         let mut payload = vec![253];
         payload.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&payload).is_err());
+        assert!(decode_view(&payload).is_err());
     }
 }

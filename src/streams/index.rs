@@ -1,14 +1,17 @@
 //! The stream index: for each stream, which log entries hold which of its offsets.
 //!
 //! Records are not kept in memory; they stay in the Raft log (the WAL), inside the entry
-//! that carried them. Each applied append leaves one [`Run`] per stream: "offsets
-//! `first_offset..first_offset+count` are the records of command `command` of entry
-//! `log_index`". A read binary-searches the runs and fetches the entries they name.
+//! that carried them. Applied appends leave [`Run`]s per stream: "offsets
+//! `first_offset..first_offset+count` are the records of commands
+//! `command..command+commands` of entry `log_index`, in order". Consecutive commands of one
+//! entry that all append to the same stream — many small writes to one stream, batched into
+//! one entry — share one run, so the index grows by one run per stream per entry, not per
+//! write. A read binary-searches the runs and fetches the entries they name.
 //!
 //! Invariants of one stream, asserted on every append:
 //! `start_offset ≤ end_offset`; the runs are contiguous, the first starting at
-//! `start_offset` and the last ending at `end_offset`; no run is empty; and their write
-//! positions `(log_index, command)` strictly increase.
+//! `start_offset` and the last ending at `end_offset`; no run is empty or covers no command;
+//! and the write positions `(log_index, command)` of their commands strictly increase.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -18,13 +21,16 @@ use serde::{Deserialize, Serialize};
 use super::producers::WriteId;
 use crate::types::{LogIndex, Offset};
 
-/// The records of one append command that landed in one stream.
+/// The records of consecutive append commands of one entry that landed in one stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
     pub first_offset: Offset,
     pub log_index: LogIndex,
-    /// The command's position in its entry's batch.
+    /// The first command's position in its entry's batch.
     pub command: u32,
+    /// How many commands, from `command` on, the run covers (at least one).
+    pub commands: u32,
+    /// Their records, together.
     pub count: u32,
 }
 
@@ -40,14 +46,40 @@ impl Run {
             command: self.command,
         }
     }
+
+    /// The write position of the run's last command.
+    fn last_written_at(&self) -> WriteId {
+        WriteId {
+            log_index: self.log_index,
+            command: self.command + (self.commands - 1),
+        }
+    }
+
+    /// Takes in `count` more records written by the command right after the run's last one,
+    /// if that command is in the same entry and the run can still count them.
+    fn try_extend(&mut self, written_at: WriteId, count: u32) -> bool {
+        let next_command = self.command.checked_add(self.commands);
+        let (Some(records), Some(commands)) =
+            (self.count.checked_add(count), self.commands.checked_add(1))
+        else {
+            return false;
+        };
+        if written_at.log_index != self.log_index || Some(written_at.command) != next_command {
+            return false;
+        }
+        self.count = records;
+        self.commands = commands;
+        true
+    }
 }
 
-/// Where to read some of a stream's records: `records` of command `command` in entry
-/// `log_index`, the first of which is at `first_offset` in the stream.
+/// Where to read some of a stream's records: of the records of commands `commands` in entry
+/// `log_index`, taken together in order, those at positions `records`; the first of them is
+/// at `first_offset` in the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordRange {
     pub log_index: LogIndex,
-    pub command: u32,
+    pub commands: Range<u32>,
     pub records: Range<u32>,
     pub first_offset: Offset,
 }
@@ -84,7 +116,10 @@ impl StreamRuns {
         let mut next = self.start_offset;
         let mut previous: Option<WriteId> = None;
         for run in &self.runs {
-            if run.count == 0 || run.first_offset != next {
+            if run.count == 0 || run.commands == 0 || run.first_offset != next {
+                return false;
+            }
+            if run.command.checked_add(run.commands - 1).is_none() {
                 return false;
             }
             if previous.is_some_and(|p| p >= run.written_at()) {
@@ -94,7 +129,7 @@ impl StreamRuns {
                 Some(end) => next = Offset(end),
                 None => return false,
             }
-            previous = Some(run.written_at());
+            previous = Some(run.last_written_at());
         }
         next == self.end_offset
     }
@@ -134,30 +169,42 @@ impl Index {
 
     /// Records that command `written_at` appended `count` records to `stream`, and returns
     /// their first and last offsets. The caller has checked that the offsets fit in a `u64`.
+    /// Extends the stream's last run when the command right before this one wrote it.
     pub fn append(&mut self, stream: &str, written_at: WriteId, count: u32) -> (Offset, Offset) {
         assert!(count > 0, "an append writes at least one record");
+        // `entry` would allocate the name on every append; only a new stream needs it owned.
+        if !self.streams.contains_key(stream) {
+            self.streams.insert(stream.to_string(), StreamRuns::empty());
+        }
         let runs = self
             .streams
-            .entry(stream.to_string())
-            .or_insert_with(StreamRuns::empty);
-        if let Some(last) = runs.runs.last() {
-            assert!(
-                last.written_at() < written_at,
-                "runs are appended in log order"
-            );
-            assert_eq!(last.end_offset(), runs.end_offset, "runs end at end_offset");
-        }
+            .get_mut(stream)
+            .expect("the stream was just found or added");
         let first_offset = runs.end_offset;
         let end = first_offset
             .0
             .checked_add(u64::from(count))
             .expect("the caller checked that the stream has room");
-        runs.runs.push(Run {
-            first_offset,
-            log_index: written_at.log_index,
-            command: written_at.command,
-            count,
-        });
+        let extended = match runs.runs.last_mut() {
+            Some(last) => {
+                assert!(
+                    last.last_written_at() < written_at,
+                    "runs are appended in log order"
+                );
+                assert_eq!(last.end_offset(), runs.end_offset, "runs end at end_offset");
+                last.try_extend(written_at, count)
+            }
+            None => false,
+        };
+        if !extended {
+            runs.runs.push(Run {
+                first_offset,
+                log_index: written_at.log_index,
+                command: written_at.command,
+                commands: 1,
+                count,
+            });
+        }
         runs.end_offset = Offset(end);
         (first_offset, Offset(end - 1))
     }
@@ -186,7 +233,7 @@ impl Index {
             let end = until.min(run.end_offset());
             ranges.push(RecordRange {
                 log_index: run.log_index,
-                command: run.command,
+                commands: run.command..run.command + run.commands,
                 records: offset_in_run(run, start)..offset_in_run(run, end),
                 first_offset: start,
             });
@@ -216,7 +263,7 @@ mod tests {
     fn range(log_index: u64, command: u32, records: Range<u32>, first: u64) -> RecordRange {
         RecordRange {
             log_index: LogIndex(log_index),
-            command,
+            commands: command..command + 1,
             records,
             first_offset: Offset(first),
         }
@@ -300,5 +347,37 @@ mod tests {
         assert!(runs.is_consistent());
         runs.runs[1].first_offset = Offset(4);
         assert!(!runs.is_consistent());
+        let mut runs = index.streams()["s"].clone();
+        runs.runs[1].commands = 0;
+        assert!(!runs.is_consistent());
+    }
+
+    #[test]
+    fn consecutive_commands_of_one_entry_share_a_run() {
+        let mut index = Index::default();
+        // Entry 1: commands 0 and 1 to "s", 2 to "t", 3 to "s"; entry 2: command 0 to "s".
+        assert_eq!(index.append("s", at(1, 0), 2), (Offset(0), Offset(1)));
+        assert_eq!(index.append("s", at(1, 1), 3), (Offset(2), Offset(4)));
+        index.append("t", at(1, 2), 1);
+        assert_eq!(index.append("s", at(1, 3), 1), (Offset(5), Offset(5)));
+        assert_eq!(index.append("s", at(2, 0), 1), (Offset(6), Offset(6)));
+        let runs = &index.streams()["s"];
+        assert!(runs.is_consistent());
+        let shape: Vec<(u64, u32, u32, u32)> = runs
+            .runs
+            .iter()
+            .map(|r| (r.log_index.0, r.command, r.commands, r.count))
+            .collect();
+        assert_eq!(shape, vec![(1, 0, 2, 5), (1, 3, 1, 1), (2, 0, 1, 1)]);
+        let merged = RecordRange {
+            log_index: LogIndex(1),
+            commands: 0..2,
+            records: 1..5,
+            first_offset: Offset(1),
+        };
+        assert_eq!(
+            index.locate("s", Offset(1), 5),
+            vec![merged, range(1, 3, 0..1, 5)]
+        );
     }
 }

@@ -24,6 +24,7 @@ pub mod index;
 pub mod name;
 pub mod producers;
 mod snapshot;
+mod view;
 
 #[cfg(test)]
 mod model_tests;

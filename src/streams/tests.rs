@@ -1,6 +1,7 @@
 //! Scenario tests of [`Streams`]: offsets, batches, producers, conditions, snapshots.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
@@ -39,7 +40,7 @@ impl Node {
         let mut records = Vec::new();
         for range in self.streams.locate(stream, Offset(from), limit) {
             let payload = &self.payloads[&range.log_index];
-            records.extend(records_in(payload, range.command, range.records).unwrap());
+            records.extend(records_in(payload, range.commands, range.records).unwrap());
         }
         records
     }
@@ -155,13 +156,31 @@ fn a_batch_assigns_offsets_in_command_order() {
     assert_eq!(node.read("a", 0, 10), values(&["a0", "a1", "a2"]));
     assert_eq!(node.read("b", 1, 10), values(&["b1", "b2"]));
     // One entry, two runs of "a": commands 0 and 2.
-    let commands: Vec<u32> = node
+    let commands: Vec<Range<u32>> = node
         .streams
         .locate("a", Offset(0), 10)
-        .iter()
-        .map(|r| r.command)
+        .into_iter()
+        .map(|r| r.commands)
         .collect();
-    assert_eq!(commands, [0, 2]);
+    assert_eq!(commands, [0..1, 2..3]);
+}
+
+#[test]
+fn consecutive_appends_to_one_stream_read_back_from_one_run() {
+    let mut node = Node::new(10);
+    node.apply_batch(vec![
+        append("a", &["a0"]),
+        append("a", &["a1", "a2"]),
+        append("a", &["a3"]),
+        append("b", &["b0"]),
+    ]);
+    let ranges = node.streams.locate("a", Offset(0), 10);
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    assert_eq!(ranges[0].commands, 0..3);
+    assert_eq!(node.read("a", 0, 10), values(&["a0", "a1", "a2", "a3"]));
+    assert_eq!(node.read("a", 1, 2), values(&["a1", "a2"]));
+    assert_eq!(node.read("a", 3, 10), values(&["a3"]));
+    assert_eq!(node.read("b", 0, 10), values(&["b0"]));
 }
 
 #[test]
