@@ -45,6 +45,10 @@ where
 {
     let server = HttpServer::new(move || super::app(make_service(), context.clone()))
         .workers(workers.max(1))
+        // An answer is small and often leaves in more than one write (head, then body): with
+        // Nagle's algorithm the second waits for the client's delayed ACK, up to 200 ms on
+        // Linux — a p99 of ~200 ms under load while the server's own p99 was under 25 ms.
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .listen(listener)?

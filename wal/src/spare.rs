@@ -9,7 +9,9 @@
 //!   harmless: each segment has its own salt and a record is only valid under its segment's
 //!   salt. A compacting log in its steady state writes no zeros at all.
 //! - **Zero-filling.** With no spare ready, a background thread writes zeros over a new file,
-//!   so the writer does not stall on 64 MiB of zeros at a roll. The writer never waits for
+//!   so the writer does not stall on 64 MiB of zeros at a roll — a chunk at a time, each
+//!   written back before the next, so the log's own writes never queue behind the whole fill
+//!   on the disk (`Io::write_zeros`). The writer never waits for
 //!   it either: a roll that finds the fill still running makes its segment inline (only
 //!   fallocate'd) and leaves the fill to finish for the next roll. That matters most for a
 //!   new log, whose first append would otherwise wait for the fill that `Wal::open` started.
@@ -146,7 +148,10 @@ fn zero_fill(
     cancel: &AtomicBool,
 ) -> Result<Option<SpareFile>> {
     let file = io.create(&path)?;
-    io.fallocate(&file, &path, segment_bytes)?;
+    // Not fallocate'd first: zeros written over preallocated (unwritten) extents make ext4
+    // convert each extent as its writeback completes, and on a disk mounted with `discard`
+    // the conversion discards synchronously — 100–180 ms during which every WAL's fdatasync
+    // on the disk waited (seen under load). Written directly, the blocks are allocated once.
     if !io.write_zeros(&file, &path, segment_bytes, cancel)? {
         return Ok(None);
     }
