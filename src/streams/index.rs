@@ -140,6 +140,37 @@ impl StreamRuns {
             end_offset: self.end_offset,
         }
     }
+
+    /// [`Index::append`] of this stream.
+    fn append(&mut self, written_at: WriteId, count: u32) -> (Offset, Offset) {
+        let first_offset = self.end_offset;
+        let end = first_offset
+            .0
+            .checked_add(u64::from(count))
+            .expect("the caller checked that the stream has room");
+        let extended = match self.runs.last_mut() {
+            Some(last) => {
+                assert!(
+                    last.last_written_at() < written_at,
+                    "runs are appended in log order"
+                );
+                assert_eq!(last.end_offset(), self.end_offset, "runs end at end_offset");
+                last.try_extend(written_at, count)
+            }
+            None => false,
+        };
+        if !extended {
+            self.runs.push(Run {
+                first_offset,
+                log_index: written_at.log_index,
+                command: written_at.command,
+                commands: 1,
+                count,
+            });
+        }
+        self.end_offset = Offset(end);
+        (first_offset, Offset(end - 1))
+    }
 }
 
 /// The index of every stream ever written, by name.
@@ -172,41 +203,15 @@ impl Index {
     /// Extends the stream's last run when the command right before this one wrote it.
     pub fn append(&mut self, stream: &str, written_at: WriteId, count: u32) -> (Offset, Offset) {
         assert!(count > 0, "an append writes at least one record");
-        // `entry` would allocate the name on every append; only a new stream needs it owned.
-        if !self.streams.contains_key(stream) {
-            self.streams.insert(stream.to_string(), StreamRuns::empty());
+        // Not `entry`, which would allocate the name on every append: only a new stream
+        // needs it owned.
+        if let Some(runs) = self.streams.get_mut(stream) {
+            return runs.append(written_at, count);
         }
-        let runs = self
-            .streams
-            .get_mut(stream)
-            .expect("the stream was just found or added");
-        let first_offset = runs.end_offset;
-        let end = first_offset
-            .0
-            .checked_add(u64::from(count))
-            .expect("the caller checked that the stream has room");
-        let extended = match runs.runs.last_mut() {
-            Some(last) => {
-                assert!(
-                    last.last_written_at() < written_at,
-                    "runs are appended in log order"
-                );
-                assert_eq!(last.end_offset(), runs.end_offset, "runs end at end_offset");
-                last.try_extend(written_at, count)
-            }
-            None => false,
-        };
-        if !extended {
-            runs.runs.push(Run {
-                first_offset,
-                log_index: written_at.log_index,
-                command: written_at.command,
-                commands: 1,
-                count,
-            });
-        }
-        runs.end_offset = Offset(end);
-        (first_offset, Offset(end - 1))
+        let mut runs = StreamRuns::empty();
+        let offsets = runs.append(written_at, count);
+        self.streams.insert(stream.to_string(), runs);
+        offsets
     }
 
     /// Which entries hold the records of `stream` at `from..from+limit`, in offset order.
