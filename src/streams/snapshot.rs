@@ -5,7 +5,8 @@
 //! exactly as the leader does). The bytes are bincode 1.3 with [`bincode::DefaultOptions`],
 //! like command payloads. The top-level enum's variant is the format version: a new format is
 //! a new variant, and old snapshots still decode. Maps are `BTreeMap`s, so the same state
-//! always gives the same bytes.
+//! always gives the same bytes. (`V1` itself changed once, when index runs gained
+//! `Run::commands`: nothing stored or sent snapshots yet, since the log is never compacted.)
 //!
 //! A snapshot may come from another node, so it is untrusted: restoring checks every invariant
 //! that apply later asserts, and refuses a snapshot that breaks one instead of panicking then.
