@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use ::metrics::Counter;
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -123,13 +122,11 @@ pub struct Raftlog {
     /// How long [`transfer_leadership`](Raftlog::transfer_leadership) waits for the target
     /// to take over.
     transfer_timeout: Duration,
-    reads_served: ReadsServed,
 }
 
 impl Raftlog {
     pub(crate) fn new(node: NodeHandle, transfer_timeout: Duration) -> Self {
         Raftlog {
-            reads_served: ReadsServed::new(node.id),
             node,
             transfer_timeout,
         }
@@ -272,7 +269,7 @@ impl Raftlog {
                 start_offset: read.info.start_offset,
             });
         }
-        self.reads_served.at(consistency).increment(1);
+        metrics::read_served(self.node.id, level_name(consistency));
         let records = read.records.into_iter();
         Ok(Records {
             records: records
@@ -399,29 +396,11 @@ impl Raftlog {
     }
 }
 
-/// Reads served by one node, a counter per consistency level.
-#[derive(Clone)]
-struct ReadsServed {
-    linearizable: Counter,
-    lease: Counter,
-    stale: Counter,
-}
-
-impl ReadsServed {
-    fn new(node: NodeId) -> Self {
-        ReadsServed {
-            linearizable: metrics::reads_served_counter(node, "linearizable"),
-            lease: metrics::reads_served_counter(node, "lease"),
-            stale: metrics::reads_served_counter(node, "stale"),
-        }
-    }
-
-    fn at(&self, consistency: Consistency) -> &Counter {
-        match consistency {
-            Consistency::Linearizable => &self.linearizable,
-            Consistency::Lease => &self.lease,
-            Consistency::Stale => &self.stale,
-        }
+fn level_name(consistency: Consistency) -> &'static str {
+    match consistency {
+        Consistency::Linearizable => "linearizable",
+        Consistency::Lease => "lease",
+        Consistency::Stale => "stale",
     }
 }
 
