@@ -459,6 +459,25 @@ async fn a_restarted_peer_is_redialed_and_messages_flow_again() {
 }
 
 #[tokio::test]
+async fn a_peer_dialing_in_cuts_the_backoff_to_it_short() {
+    let mut cluster = Cluster::bind(&[1, 2]);
+    // Node 2 is down: nothing listens on its port.
+    drop(cluster.listeners.remove(&2));
+    let mut n1_config = cluster.config("alpha", 1);
+    // A backoff far beyond the test's deadline: only node 2 dialing in can end it in time.
+    n1_config.reconnect_backoff_ms_min = 600_000;
+    n1_config.reconnect_backoff_ms_max = 600_000;
+    let n1 = cluster.start(n1_config);
+    wait_for_stats(&n1, |stats| stats.dials_failed >= 2).await; // both lanes back off
+    n1.transport.send(message(1, 2, 7));
+
+    // Node 2 starts and dials node 1, which redials it at once and delivers what waited.
+    let n2_config = cluster.config("alpha", 2);
+    let mut n2 = Node::start_with(|inbound| TcpTransport::start(n2_config, inbound));
+    assert_eq!(n2.recv_rounds(1).await, vec![(1, 7)]);
+}
+
+#[tokio::test]
 async fn invalid_configs_are_refused_at_start() {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut config = TcpTransportConfig::new("alpha", NodeId(1), listen, BTreeMap::new());

@@ -4,7 +4,10 @@
 //! Each node dials every peer it sends to, twice — one connection per [`Lane`]: AppendEntries
 //! on one, everything else (heartbeats, votes, read confirmations, responses) on the other, so
 //! a multi-megabyte append never delays a heartbeat — and only writes on those connections;
-//! connections it accepts only carry messages in. Each connection is FIFO: messages of one
+//! connections it accepts only carry messages in. A peer that dials in has just (re)started
+//! or reconnected, so accepting its connection also wakes this node's dialers to it from
+//! their backoff: a restarted peer hears from us at once, not up to a maximum backoff later
+//! (long enough for its election timer to run out). Each connection is FIFO: messages of one
 //! lane from one node to another arrive in the order they were sent, minus any dropped. The byte format and handshake are in
 //! [`super::frame`]; dialing and writing in `tcp/dial.rs`; accepting and reading in
 //! `tcp/accept.rs`.
@@ -21,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::frame::{Lane, FRAME_BYTES_MAX_DEFAULT, HANDSHAKE_FRAME_BYTES_MAX};
@@ -169,10 +173,22 @@ impl TcpTransport {
         let local_addr = listener.local_addr()?;
         let config = Arc::new(config);
         let counters = Arc::new(Counters::default());
+        // Per peer: notified when that peer dials in, to cut our dialers' backoff short.
+        let peer_dialed_in: BTreeMap<NodeId, Arc<Notify>> = config
+            .peers
+            .keys()
+            .filter(|&&peer| peer != config.node_id)
+            .map(|&peer| (peer, Arc::new(Notify::new())))
+            .collect();
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(accept::run_listener(
             listener,
-            accept::AcceptContext::new(config.clone(), inbound, counters.clone()),
+            accept::AcceptContext::new(
+                config.clone(),
+                inbound,
+                counters.clone(),
+                peer_dialed_in.clone(),
+            ),
         )));
         let mut queues = BTreeMap::new();
         for (&peer, &peer_addr) in config.peers.iter().filter(|(&p, _)| p != config.node_id) {
@@ -186,6 +202,7 @@ impl TcpTransport {
                     peer_addr,
                     queue,
                     counters.clone(),
+                    peer_dialed_in[&peer].clone(),
                 );
                 tasks.push(tokio::spawn(dialer.run()));
             }

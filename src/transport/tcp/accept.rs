@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::codec::{Framed, LengthDelimitedCodec, LengthDelimitedCodecError};
 
@@ -39,6 +39,8 @@ pub(super) struct AcceptContext {
     /// redialed, so the old connection is dead or half-open, and keeping one reader per
     /// peer and lane keeps that lane's messages in one order.
     generations: BTreeMap<(NodeId, Lane), watch::Sender<u64>>,
+    /// Per peer, notified when it dials in: our dialers to it stop backing off.
+    peer_dialed_in: BTreeMap<NodeId, Arc<Notify>>,
 }
 
 impl AcceptContext {
@@ -46,6 +48,7 @@ impl AcceptContext {
         config: Arc<TcpTransportConfig>,
         inbound: InboundSender,
         counters: Arc<Counters>,
+        peer_dialed_in: BTreeMap<NodeId, Arc<Notify>>,
     ) -> Arc<AcceptContext> {
         let generations = config
             .peers
@@ -58,6 +61,7 @@ impl AcceptContext {
             inbound,
             counters,
             generations,
+            peer_dialed_in,
         })
     }
 }
@@ -110,6 +114,9 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, context: Arc<Ac
         .handshakes_accepted
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%node, %peer, ?lane, %remote, "accepted a connection");
+    if let Some(dialed_in) = context.peer_dialed_in.get(&peer) {
+        dialed_in.notify_waiters();
+    }
     connection
         .codec_mut()
         .set_max_frame_length(context.config.frame_bytes_max);

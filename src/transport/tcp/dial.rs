@@ -1,6 +1,6 @@
 //! The outbound side for one peer: dial, handshake, then drain the peer's queue onto the
 //! connection in batches; on any failure, back off and dial again, for as long as the
-//! transport runs.
+//! transport runs. The backoff ends early when the peer dials us: it is up again.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -12,6 +12,7 @@ use futures::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::queue::PeerQueue;
@@ -42,6 +43,8 @@ pub(super) struct Dialer {
     /// Consecutive failed dials, for rate-limited logging: a peer down for an hour is worth
     /// a warning at the 1st, 2nd, 4th, ... attempt, not at every one.
     failures_in_a_row: u64,
+    /// Notified when the peer dials us (it restarted, or its network healed).
+    peer_dialed_in: Arc<Notify>,
 }
 
 impl Dialer {
@@ -52,6 +55,7 @@ impl Dialer {
         peer_addr: SocketAddr,
         queue: Arc<PeerQueue>,
         counters: Arc<Counters>,
+        peer_dialed_in: Arc<Notify>,
     ) -> Dialer {
         let backoff = Backoff::new(
             Duration::from_millis(config.reconnect_backoff_ms_min),
@@ -66,6 +70,7 @@ impl Dialer {
             counters,
             backoff,
             failures_in_a_row: 0,
+            peer_dialed_in,
         }
     }
 
@@ -85,7 +90,17 @@ impl Dialer {
                 }
                 Err(failure) => self.on_dial_failed(failure),
             }
-            tokio::time::sleep(self.backoff.next_delay()).await;
+            self.back_off().await;
+        }
+    }
+
+    /// Waits out the backoff, or less if the peer dials in meanwhile: it is reachable now,
+    /// and a leader's heartbeats held back for a whole backoff would cost an election.
+    async fn back_off(&mut self) {
+        let delay = self.backoff.next_delay();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = self.peer_dialed_in.notified() => self.backoff.reset(),
         }
     }
 
