@@ -121,32 +121,22 @@ pub async fn run(
     wait_for_metadata(&brokers[&second.controller], back).await?;
     say(format!("broker {killed} restarted and registered again"));
 
-    // 6. Quiesce, then every node must hold the same metadata at the same index.
+    // 6. Quiesce, then every node must hold the same metadata at the same index. A command
+    //    sent just before quiescing may still commit after the first read, so compare only
+    //    once every broker stands at one index.
     for broker in brokers.values() {
         broker.quiesce();
     }
-    let last = brokers[&second.controller]
-        .log
-        .linearize(Consistency::Linearizable)
-        .await
-        .map_err(|e| format!("cannot linearize on the controller: {e}"))?;
-    let mut states = Vec::new();
-    for broker in brokers.values() {
-        // A node that just restarted may not know the leader yet: retry until one confirms.
-        let applied = poll("a linearizable read", || async {
-            broker.log.linearize(Consistency::Linearizable).await.ok()
-        })
-        .await?;
-        if applied < last {
-            return Err(format!("broker {} applied {applied} < {last}", broker.id));
-        }
-        states.push((broker.id, broker.metadata.lock().unwrap().clone()));
-    }
+    let states = poll("every broker to apply up to one index", || async {
+        settled_states(&brokers, &brokers[&second.controller]).await
+    })
+    .await??;
     let (first_id, reference) = &states[0];
     for (id, state) in &states[1..] {
         if state != reference {
             return Err(format!(
-                "brokers {first_id} and {id} diverged:\n{reference:?}\n{state:?}"
+                "brokers {first_id} and {id} diverged at log index {}:\n{reference:?}\n{state:?}",
+                reference.applied
             ));
         }
     }
@@ -172,6 +162,36 @@ async fn wait_for_controller(
         last.cloned()
     })
     .await
+}
+
+/// Every broker's metadata, once all stand at the same log index; `None` while they do not
+/// yet. A broker whose linearizable read comes back below the controller's earlier one is
+/// an error: the reads would not be linearizable.
+async fn settled_states(
+    brokers: &BTreeMap<BrokerId, Broker>,
+    controller: &Broker,
+) -> Option<Result<Vec<(BrokerId, Metadata)>, String>> {
+    let last = controller
+        .log
+        .linearize(Consistency::Linearizable)
+        .await
+        .ok()?;
+    let mut states = Vec::new();
+    for broker in brokers.values() {
+        // A node that just restarted may not know the leader yet: its read fails until one
+        // confirms, and the poll asks again.
+        let applied = broker.log.linearize(Consistency::Linearizable).await.ok()?;
+        if applied < last {
+            let id = broker.id;
+            return Some(Err(format!("broker {id} read at {applied}, after {last}")));
+        }
+        states.push((broker.id, broker.metadata.lock().unwrap().clone()));
+    }
+    let first = states[0].1.applied;
+    states
+        .iter()
+        .all(|(_, s)| s.applied == first)
+        .then_some(Ok(states))
 }
 
 /// The metadata on `broker`, read linearizably, once `done` holds for it.
