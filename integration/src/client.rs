@@ -426,6 +426,33 @@ impl<'a> ReadAt<'a> {
     }
 }
 
+/// Sends `append` to `node`, recording it as `client`'s operation; returns its outcome, and
+/// the HTTP exchange for the caller's diagnostics.
+pub async fn append_recorded(
+    view: &ClusterView,
+    recording: &Recording,
+    client: ClientId,
+    node: u64,
+    append: &AppendCall,
+    timeout: Duration,
+) -> (Outcome, Result<Response, HttpError>) {
+    let body = append_body(
+        &append.values,
+        append.producer.as_ref(),
+        append.expected_offset,
+    );
+    let path = format!("/v1/streams/{}/records", encode(&append.stream));
+    let call = Call::Append(append.clone());
+    let op = recording.recorder.invoke(client, call, recording.now());
+    let json = Some(("application/json", &body[..]));
+    let result = request(view.endpoint(node), "POST", &path, json, timeout).await;
+    let outcome = append_outcome(&result);
+    recording
+        .recorder
+        .complete(op, outcome.clone(), recording.now());
+    (outcome, result)
+}
+
 /// Makes `read`, recording it as `client`'s operation; returns its outcome. A read that
 /// got no 200 answer is `Failed` (a read has no effect: it simply did not happen), and
 /// why is counted in the recording's reasons.

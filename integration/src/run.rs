@@ -15,13 +15,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use raftlog::testing::{
-    check_cluster, check_history, AppendCall, Call, CheckReport, ClientId, History, Outcome,
-    ProducerSeq,
+    check_cluster, check_history, AppendCall, CheckReport, ClientId, History, Outcome, ProducerSeq,
 };
 
-use crate::client::{append_body, append_outcome, run_client, stream_name, Recording, Workload};
+use crate::client::{append_recorded, run_client, stream_name, Recording, Workload};
 use crate::cluster::{Cluster, ClusterSpec};
-use crate::http::request;
 use crate::nemesis::{run_nemesis, NemesisConfig};
 use crate::observer::observe_roles;
 
@@ -206,13 +204,15 @@ async fn final_write(
     stream: &str,
 ) -> Result<(), String> {
     let client = ClientId(1_000_000);
-    let values = vec![Bytes::from("after-heal-0")];
-    let producer = ProducerSeq {
-        id: client.to_string(),
-        seq: 0,
+    let append = AppendCall {
+        stream: stream.to_string(),
+        values: vec![Bytes::from("after-heal-0")],
+        producer: Some(ProducerSeq {
+            id: client.to_string(),
+            seq: 0,
+        }),
+        expected_offset: None,
     };
-    let path = format!("/v1/streams/{stream}/records");
-    let body = append_body(&values, Some(&producer), None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut last = String::new();
     let mut attempt = 0usize;
@@ -220,25 +220,9 @@ async fn final_write(
         let ids = view.ids();
         let node = ids[attempt % ids.len()];
         attempt += 1;
-        let call = Call::Append(AppendCall {
-            stream: stream.to_string(),
-            values: values.clone(),
-            producer: Some(producer.clone()),
-            expected_offset: None,
-        });
-        let op = recording.recorder.invoke(client, call, recording.now());
-        let result = request(
-            view.endpoint(node),
-            "POST",
-            &path,
-            Some(("application/json", &body)),
-            Duration::from_secs(3),
-        )
-        .await;
-        let outcome = append_outcome(&result);
-        recording
-            .recorder
-            .complete(op, outcome.clone(), recording.now());
+        let timeout = Duration::from_secs(3);
+        let (outcome, result) =
+            append_recorded(view, recording, client, node, &append, timeout).await;
         if let Outcome::Appended { .. } = outcome {
             return Ok(());
         }

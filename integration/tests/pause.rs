@@ -14,14 +14,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use raftlog::http::wire::RoleJson;
-use raftlog::testing::{
-    check_history, AppendCall, Call, ClientId, Consistency, Outcome, ProducerSeq,
-};
+use raftlog::testing::{check_history, AppendCall, ClientId, Consistency, Outcome, ProducerSeq};
 use raftlog_integration::client::{
-    append_body, append_outcome, level_name, read_recorded, run_client, ReadAt, Recording, Workload,
+    append_recorded, level_name, read_recorded, run_client, ReadAt, Recording, Workload,
 };
 use raftlog_integration::cluster::{Cluster, ClusterSpec};
-use raftlog_integration::http::request;
 use raftlog_integration::run::soak;
 use raftlog_integration::view::{block_on, ClusterView};
 
@@ -298,34 +295,20 @@ async fn append_until_acked(
 ) -> Result<Bytes, String> {
     let client = ClientId(50);
     let value = Bytes::from(format!("pause-{seq}"));
-    let producer = ProducerSeq {
-        id: "pause-writer".into(),
-        seq: *seq,
+    let append = AppendCall {
+        stream: STREAM.to_string(),
+        values: vec![value.clone()],
+        producer: Some(ProducerSeq {
+            id: "pause-writer".into(),
+            seq: *seq,
+        }),
+        expected_offset: None,
     };
     *seq += 1;
-    let body = append_body(std::slice::from_ref(&value), Some(&producer), None);
-    let path = format!("/v1/streams/{STREAM}/records");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
-        let call = Call::Append(AppendCall {
-            stream: STREAM.to_string(),
-            values: vec![value.clone()],
-            producer: Some(producer.clone()),
-            expected_offset: None,
-        });
-        let op = recording.recorder.invoke(client, call, recording.now());
-        let result = request(
-            view.endpoint(node),
-            "POST",
-            &path,
-            Some(("application/json", &body)),
-            Duration::from_secs(2),
-        )
-        .await;
-        let outcome = append_outcome(&result);
-        recording
-            .recorder
-            .complete(op, outcome.clone(), recording.now());
+        let timeout = Duration::from_secs(2);
+        let (outcome, _) = append_recorded(view, recording, client, node, &append, timeout).await;
         if let Outcome::Appended { .. } = outcome {
             return Ok(value);
         }
