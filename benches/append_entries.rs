@@ -14,7 +14,6 @@
 //! `-- --warm-up-time 1 --measurement-time 3` for a quick run).
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -22,6 +21,8 @@ use raftlog::raft::message::{AppendEntries, Entry, EntryPayload, MessageBody, Pe
 use raftlog::streams::{self, AppendCommand, CommandBatch, StreamCommand};
 use raftlog::transport::frame::{self, FRAME_BYTES_MAX_DEFAULT};
 use raftlog::types::{LogId, LogIndex, NodeId, Term};
+
+mod support;
 
 const ENTRY_COUNTS: [u64; 3] = [1, 16, 256];
 const RECORD_BYTES: usize = 256;
@@ -90,15 +91,9 @@ fn encode_decode(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = support::quick();
     targets = encode_decode
 }
 criterion_main!(benches);

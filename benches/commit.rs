@@ -12,12 +12,13 @@
 //! quick run, or a filter such as `-- on_match`).
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raftlog::raft::commit::{CommitRule, CommitTracker};
 use raftlog::raft::quorum::majority_index;
 use raftlog::types::{LogIndex, NodeId, Term};
+
+mod support;
 
 const VOTER_COUNTS: [u64; 2] = [3, 5];
 /// How many entries each round of acknowledgements covers.
@@ -66,15 +67,9 @@ fn majority(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = support::quick();
     targets = on_match, majority
 }
 criterion_main!(benches);

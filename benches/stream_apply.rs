@@ -16,8 +16,6 @@
 //! `-- --warm-up-time 1 --measurement-time 3` for a quick run, or a filter such as
 //! `-- stream_index`).
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use raftlog::streams::index::Index;
@@ -26,6 +24,8 @@ use raftlog::streams::{
     PRODUCERS_MAX_DEFAULT,
 };
 use raftlog::types::LogIndex;
+
+mod support;
 
 const BATCH_SIZES: [u64; 3] = [1, 16, 256];
 const STREAM_COUNTS: [u64; 3] = [1, 4, 10_000];
@@ -137,15 +137,9 @@ fn index_append(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = support::quick();
     targets = apply, index_append
 }
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use ::metrics::Counter;
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -122,11 +123,13 @@ pub struct Raftlog {
     /// How long [`transfer_leadership`](Raftlog::transfer_leadership) waits for the target
     /// to take over.
     transfer_timeout: Duration,
+    reads_served: ReadsServed,
 }
 
 impl Raftlog {
     pub(crate) fn new(node: NodeHandle, transfer_timeout: Duration) -> Self {
         Raftlog {
+            reads_served: ReadsServed::new(node.id),
             node,
             transfer_timeout,
         }
@@ -269,7 +272,7 @@ impl Raftlog {
                 start_offset: read.info.start_offset,
             });
         }
-        metrics::read_served(self.node.id, level_name(consistency));
+        self.reads_served.at(consistency).increment(1);
         let records = read.records.into_iter();
         Ok(Records {
             records: records
@@ -396,11 +399,29 @@ impl Raftlog {
     }
 }
 
-fn level_name(consistency: Consistency) -> &'static str {
-    match consistency {
-        Consistency::Linearizable => "linearizable",
-        Consistency::Lease => "lease",
-        Consistency::Stale => "stale",
+/// Reads served by one node, a counter per consistency level.
+#[derive(Clone)]
+struct ReadsServed {
+    linearizable: Counter,
+    lease: Counter,
+    stale: Counter,
+}
+
+impl ReadsServed {
+    fn new(node: NodeId) -> Self {
+        ReadsServed {
+            linearizable: metrics::reads_served_counter(node, "linearizable"),
+            lease: metrics::reads_served_counter(node, "lease"),
+            stale: metrics::reads_served_counter(node, "stale"),
+        }
+    }
+
+    fn at(&self, consistency: Consistency) -> &Counter {
+        match consistency {
+            Consistency::Linearizable => &self.linearizable,
+            Consistency::Lease => &self.lease,
+            Consistency::Stale => &self.stale,
+        }
     }
 }
 

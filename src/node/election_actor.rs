@@ -139,6 +139,7 @@ pub struct ElectionActor {
     /// The last role published, to count leader changes.
     published_role: Option<RoleState>,
     commit_gauge: metrics::IndexGauge,
+    read_metrics: metrics::ReadConfirmMetrics,
 }
 
 impl ElectionActor {
@@ -155,6 +156,7 @@ impl ElectionActor {
     ) -> Self {
         Self {
             commit_gauge: metrics::IndexGauge::committed(core.config().id),
+            read_metrics: metrics::ReadConfirmMetrics::new(core.config().id),
             core,
             clock,
             network,
@@ -213,11 +215,11 @@ impl ElectionActor {
                 round_trips,
             } => {
                 if let Some((level, _)) = self.reads.get(&id) {
-                    metrics::read_confirmed(self.id(), *level, round_trips);
+                    self.read_metrics.confirmed(*level, round_trips);
                 }
                 self.answer_read(id, Ok(index))
             }
-            Action::ReadRoundStarted => metrics::read_round(self.id()),
+            Action::ReadRoundStarted => self.read_metrics.round_started(),
             Action::ReadFailed { id, leader } => {
                 self.answer_read(id, Err(ReadError::NotLeader { leader }))
             }

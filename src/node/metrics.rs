@@ -2,9 +2,8 @@
 //! and the code that records them cannot drift apart. Recording is a no-op until a recorder
 //! is installed (the service installs the Prometheus one).
 //!
-//! Series recorded for every entry or batch (WAL appends and flushes, the commit and applied
-//! indexes, proposal batches) are recorded through handles that each actor takes once when
-//! it starts: a handle costs an atomic operation per record, where the macros format the node
+//! Series recorded for every entry, batch, acknowledgement or read are recorded through
+//! handles that each actor (or library handle) takes once when it starts: a handle costs an atomic operation per record, where the macros format the node
 //! id and look the series up on every call. A handle belongs to the recorder installed when
 //! it was taken, so a process installs its recorder before it starts nodes (the service
 //! does; an embedding program that wants these series must too).
@@ -141,27 +140,48 @@ pub fn proposal_batch_histogram(node: NodeId) -> Histogram {
     metrics::histogram!(PROPOSAL_BATCH_REQUESTS, "node" => node.0.to_string())
 }
 
-/// A read of this node at `level` was served.
-pub fn read_served(node: NodeId, level: &'static str) {
+/// [`READS`] of node `node` at `level` (`linearizable`, `lease` or `stale`).
+pub fn reads_served_counter(node: NodeId, level: &'static str) -> Counter {
     let labels = [("node", node.0.to_string()), ("level", level.to_string())];
-    metrics::counter!(READS, &labels).increment(1);
+    metrics::counter!(READS, &labels)
 }
 
-/// A linearizable or lease read of this node got its read index after `round_trips`.
-pub fn read_confirmed(node: NodeId, level: ReadLevel, round_trips: u32) {
-    let level = match level {
-        ReadLevel::ReadIndex => "linearizable",
-        ReadLevel::Lease => "lease",
-    };
-    let labels = [("node", node.0.to_string()), ("level", level.to_string())];
-    metrics::counter!(READ_ROUND_TRIPS, &labels).increment(u64::from(round_trips));
+/// The election actor's read series: round trips per level, and heartbeat rounds.
+pub struct ReadConfirmMetrics {
+    linearizable_round_trips: Counter,
+    lease_round_trips: Counter,
+    rounds: Counter,
 }
 
-pub fn read_round(node: NodeId) {
-    metrics::counter!(READ_ROUNDS, "node" => node.0.to_string()).increment(1);
+impl ReadConfirmMetrics {
+    pub fn new(node: NodeId) -> Self {
+        let round_trips = |level: &str| {
+            let labels = [("node", node.0.to_string()), ("level", level.to_string())];
+            metrics::counter!(READ_ROUND_TRIPS, &labels)
+        };
+        Self {
+            linearizable_round_trips: round_trips("linearizable"),
+            lease_round_trips: round_trips("lease"),
+            rounds: metrics::counter!(READ_ROUNDS, "node" => node.0.to_string()),
+        }
+    }
+
+    /// A linearizable or lease read got its read index after `round_trips`.
+    pub fn confirmed(&self, level: ReadLevel, round_trips: u32) {
+        let counter = match level {
+            ReadLevel::ReadIndex => &self.linearizable_round_trips,
+            ReadLevel::Lease => &self.lease_round_trips,
+        };
+        counter.increment(u64::from(round_trips));
+    }
+
+    pub fn round_started(&self) {
+        self.rounds.increment(1);
+    }
 }
 
-pub fn replication_lag(node: NodeId, peer: NodeId, entries: u64) {
+/// [`REPLICATION_LAG`] of follower `peer`, as leader `node` sees it.
+pub fn replication_lag_gauge(node: NodeId, peer: NodeId) -> Gauge {
     let labels = [("node", node.0.to_string()), ("peer", peer.0.to_string())];
-    metrics::gauge!(REPLICATION_LAG, &labels).set(entries as f64);
+    metrics::gauge!(REPLICATION_LAG, &labels)
 }

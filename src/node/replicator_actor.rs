@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use ::metrics::Gauge;
 use actix::prelude::*;
 
 use crate::node::clock::Clock;
@@ -49,6 +50,7 @@ pub struct ReplicatorActor {
     network: Arc<dyn PeerNetwork>,
     election: Addr<ElectionActor>,
     clock: Clock,
+    lag_gauge: Gauge,
 }
 
 impl ReplicatorActor {
@@ -65,6 +67,7 @@ impl ReplicatorActor {
         clock: Clock,
     ) -> Self {
         Self {
+            lag_gauge: metrics::replication_lag_gauge(leader, peer),
             leader,
             peer,
             term,
@@ -214,11 +217,8 @@ impl Handler<PeerResponse> for ReplicatorActor {
         match msg.response {
             AppendEntriesResponse::Success { match_index } => {
                 if progress.on_success(match_index) {
-                    metrics::replication_lag(
-                        self.leader,
-                        self.peer,
-                        self.leader_last.0.saturating_sub(match_index.0),
-                    );
+                    let lag = self.leader_last.0.saturating_sub(match_index.0);
+                    self.lag_gauge.set(lag as f64);
                     self.election.do_send(MatchAdvanced {
                         term: self.term,
                         peer: self.peer,
