@@ -33,6 +33,9 @@ use crate::types::{LogId, LogIndex, NodeId, Offset, Term};
 const APPLY_BATCH_ENTRIES_MAX: u64 = 1024;
 const APPLY_BATCH_BYTES_MAX: u64 = 8 << 20;
 
+/// The most proposals sent to the WAL in one [`Propose`]; see [`ApplyActor::outbox`].
+const PROPOSE_COMMANDS_MAX: usize = 1024;
+
 /// Why a submitted batch has no outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -162,6 +165,11 @@ pub struct ReleaseWaiters;
 #[rtype(result = "()")]
 struct ApplyMore;
 
+/// Send the outbox's proposals to the WAL.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SendProposals;
+
 pub struct ApplyActor {
     id: NodeId,
     streams: Streams,
@@ -176,7 +184,12 @@ pub struct ApplyActor {
     applied: LogIndex,
     applying: bool,
     next_token: u64,
-    /// Proposals sent to the WAL, not yet placed in the log.
+    /// Proposals accepted in `outbox_term`, not yet sent to the WAL. The submits handled in
+    /// one pass over the mailbox go as one [`Propose`]: one append, and one AppendEntries to
+    /// each follower, for all of their entries, instead of one each.
+    outbox: Vec<(u64, EntryPayload)>,
+    outbox_term: Term,
+    /// Proposals sent to the WAL (or in the outbox), not yet placed in the log.
     proposing: BTreeMap<u64, oneshot::Sender<SubmitResult>>,
     /// Proposals in the log, by index, with the term they were proposed in.
     in_log: BTreeMap<LogIndex, (Term, oneshot::Sender<SubmitResult>)>,
@@ -216,12 +229,26 @@ impl ApplyActor {
             applied: LogIndex(0),
             applying: false,
             next_token: 0,
+            outbox: Vec::new(),
+            outbox_term: Term(0),
             proposing: BTreeMap::new(),
             in_log: BTreeMap::new(),
             waiting_for_applied: BTreeMap::new(),
             record_waiters: BTreeMap::new(),
             releasing_waiters: false,
         }
+    }
+
+    /// Sends the outbox to the WAL, which refuses it if `outbox_term` is over.
+    fn send_proposals(&mut self, ctx: &mut Context<Self>) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        self.wal.do_send(Propose {
+            term: self.outbox_term,
+            commands: std::mem::take(&mut self.outbox),
+            reply_to: ctx.address().recipient(),
+        });
     }
 
     /// Applies up to one batch of committed entries; schedules itself again if more remain.
@@ -397,11 +424,26 @@ impl Handler<Submit> for ApplyActor {
             Proposal::Streams(batch) => EntryPayload::Command(streams::encode(&batch)),
             Proposal::Application(command) => EntryPayload::Application(command),
         };
-        self.wal.do_send(Propose {
-            term: self.role.term,
-            commands: vec![(token, payload)],
-            reply_to: ctx.address().recipient(),
-        });
+        if self.outbox_term != self.role.term {
+            self.send_proposals(ctx); // accepted in an earlier term: never mixed with these
+            self.outbox_term = self.role.term;
+        }
+        if self.outbox.is_empty() {
+            // Runs once the messages already in the mailbox have been handled.
+            ctx.notify(SendProposals);
+        }
+        self.outbox.push((token, payload));
+        if self.outbox.len() >= PROPOSE_COMMANDS_MAX {
+            self.send_proposals(ctx);
+        }
+    }
+}
+
+impl Handler<SendProposals> for ApplyActor {
+    type Result = ();
+
+    fn handle(&mut self, _: SendProposals, ctx: &mut Context<Self>) {
+        self.send_proposals(ctx);
     }
 }
 
