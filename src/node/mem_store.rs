@@ -7,6 +7,7 @@
 use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::node::mem_entries::EntryChunks;
 use crate::node::storage::{
     FlushJob, FlushOutcome, HardStateStore, LogReader, LogStore, StorageError, StorageResult,
 };
@@ -18,7 +19,7 @@ use crate::types::{LogId, LogIndex, Term};
 /// The simulated disk of one node.
 #[derive(Debug, Default)]
 pub struct MemDisk {
-    entries: Vec<Entry>,
+    entries: EntryChunks,
     /// How many of `entries` survive a crash.
     durable_len: usize,
     hard_state: HardState,
@@ -47,10 +48,6 @@ impl MemDisk {
     }
 
     /// The durable log, for checks after a run.
-    pub fn durable_entries(&self) -> &[Entry] {
-        &self.entries[..self.durable_len]
-    }
-
     fn term_at(&self, index: LogIndex) -> Option<Term> {
         if index.0 == 0 {
             return Some(Term(0));
@@ -196,13 +193,8 @@ impl LogReader for MemLogReader {
         }
         let mut out = Vec::new();
         let mut bytes = 0;
-        let end = (to.0 as usize).min(disk.entries.len());
-        for entry in disk
-            .entries
-            .iter()
-            .take(end)
-            .skip(from.0.saturating_sub(1) as usize)
-        {
+        let from = from.0.saturating_sub(1) as usize;
+        for entry in disk.entries.range(from, to.0 as usize) {
             if !out.is_empty() && bytes + entry.payload_bytes() > bytes_max {
                 break;
             }

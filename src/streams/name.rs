@@ -18,6 +18,11 @@ pub fn validate_stream_name(name: &str) -> Result<(), String> {
             name.len()
         ));
     }
+    // Every allowed character is one ASCII byte: check bytes, and decode characters only to
+    // name the offending one (this runs for every append a node applies).
+    if name.bytes().all(|b| is_name_char(char::from(b))) {
+        return Ok(());
+    }
     match name.chars().find(|&c| !is_name_char(c)) {
         Some(c) => Err(format!(
             "the stream name contains {c:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"
