@@ -63,15 +63,20 @@ pub(super) fn apply_append(
             SeqCheck::Stale { last_seq } => return AppendOutcome::StaleProducerSeq { last_seq },
         }
     }
-    let next_offset = index.next_offset(command.stream);
-    if command.expected_offset.is_some_and(|e| e != next_offset) {
-        return AppendOutcome::OffsetMismatch { next_offset };
-    }
-    if next_offset.0.checked_add(u64::from(record_count)).is_none() {
-        let reason = format!("the stream has no room for {record_count} more records");
-        return AppendOutcome::Rejected { reason };
-    }
-    let (first_offset, last_offset) = index.append(command.stream, written_at, record_count);
+    let decided = index.append_if(command.stream, written_at, |next_offset| {
+        if command.expected_offset.is_some_and(|e| e != next_offset) {
+            return Err(AppendOutcome::OffsetMismatch { next_offset });
+        }
+        if next_offset.0.checked_add(u64::from(record_count)).is_none() {
+            let reason = format!("the stream has no room for {record_count} more records");
+            return Err(AppendOutcome::Rejected { reason });
+        }
+        Ok(record_count)
+    });
+    let (first_offset, last_offset) = match decided {
+        Ok(offsets) => offsets,
+        Err(refused) => return refused,
+    };
     if let Some(producer) = command.producer {
         let write = LastWrite {
             seq: producer.seq,

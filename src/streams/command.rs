@@ -336,6 +336,31 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_stream_name_is_read_again_and_a_changed_one_checked_again() {
+        let payload = encode(&CommandBatch {
+            commands: vec![
+                append("ab", &["0"]),
+                append("ab", &["1"]),
+                append("ac", &["2"]),
+            ],
+        });
+        assert_decoders_agree(&payload);
+        let view = decode_view(&payload).unwrap();
+        let names: Vec<&str> = view
+            .commands
+            .iter()
+            .map(|CommandView::Append(a)| a.stream)
+            .collect();
+        assert_eq!(names, ["ab", "ab", "ac"]);
+        // The third name, one byte from the first two, made invalid UTF-8: both refuse.
+        let third = payload.len() - 1 - payload.iter().rev().position(|&b| b == b'c').unwrap();
+        let mut bad = payload.to_vec();
+        bad[third] = 0xff;
+        assert!(decode_view(&bad).is_err());
+        assert_decoders_agree(&bad);
+    }
+
+    #[test]
     fn both_decoders_accept_a_wider_varint_than_needed() {
         // One command: an append to "a" (its length as a u16: 251, 1, 0) of one record "x",
         // no producer, expected offset 7 as a u64 (253 and eight bytes).

@@ -14,6 +14,7 @@
 //! and the write positions `(log_index, command)` of their commands strictly increase.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -198,19 +199,37 @@ impl Index {
         self.streams.get(stream).map_or(Offset(0), |s| s.end_offset)
     }
 
-    /// Records that command `written_at` appended `count` records to `stream`, and returns
-    /// their first and last offsets. The caller has checked that the offsets fit in a `u64`.
-    /// Extends the stream's last run when the command right before this one wrote it.
-    pub fn append(&mut self, stream: &str, written_at: WriteId, count: u32) -> (Offset, Offset) {
-        assert!(count > 0, "an append writes at least one record");
+    /// Appends to `stream` the records of command `written_at` if `decide`, given the
+    /// stream's next offset (0 for a stream never written), says how many; otherwise leaves
+    /// everything as it was and returns `decide`'s refusal. Returns the first and last
+    /// offsets written. One lookup of the stream either way. `decide` must have checked that
+    /// the offsets fit in a `u64`. Extends the stream's last run when the command right
+    /// before this one wrote it.
+    pub fn append_if<E>(
+        &mut self,
+        stream: &str,
+        written_at: WriteId,
+        decide: impl FnOnce(Offset) -> Result<u32, E>,
+    ) -> Result<(Offset, Offset), E> {
         // Not `entry`, which would allocate the name on every append: only a new stream
         // needs it owned.
         if let Some(runs) = self.streams.get_mut(stream) {
-            return runs.append(written_at, count);
+            let count = decide(runs.end_offset)?;
+            assert!(count > 0, "an append writes at least one record");
+            return Ok(runs.append(written_at, count));
         }
+        let count = decide(Offset(0))?;
+        assert!(count > 0, "an append writes at least one record");
         let mut runs = StreamRuns::empty();
         let offsets = runs.append(written_at, count);
         self.streams.insert(stream.to_string(), runs);
+        Ok(offsets)
+    }
+
+    /// Records that command `written_at` appended `count` records to `stream`, and returns
+    /// their first and last offsets. The caller has checked that the offsets fit in a `u64`.
+    pub fn append(&mut self, stream: &str, written_at: WriteId, count: u32) -> (Offset, Offset) {
+        let Ok(offsets) = self.append_if(stream, written_at, |_| Ok::<_, Infallible>(count));
         offsets
     }
 

@@ -63,7 +63,7 @@ impl<'a> RecordsView<'a> {
 
     /// The records in order, each borrowed from the payload.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> {
-        let mut reader = Reader { rest: self.bytes };
+        let mut reader = Reader::new(self.bytes);
         (0..self.count).map(move |_| {
             reader
                 .bytes()
@@ -93,7 +93,7 @@ pub enum ViewError {
 
 /// Reads a whole payload; any bytes after the batch are an error, as for bincode's decoder.
 pub fn read_batch(payload: &[u8]) -> Result<BatchView<'_>, ViewError> {
-    let mut reader = Reader { rest: payload };
+    let mut reader = Reader::new(payload);
     let count = reader.length()?;
     // Every command takes at least five bytes, so a corrupt count cannot reserve much.
     let mut commands = Vec::with_capacity(count.min(reader.rest.len() / 5));
@@ -109,9 +109,19 @@ pub fn read_batch(payload: &[u8]) -> Result<BatchView<'_>, ViewError> {
 /// A cursor over the bytes not yet read.
 struct Reader<'a> {
     rest: &'a [u8],
+    /// The previous command's stream name: a batch's commands mostly name one stream, whose
+    /// bytes then need comparing, not checking as UTF-8 again.
+    last_stream: &'a str,
 }
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader {
+            rest: bytes,
+            last_stream: "",
+        }
+    }
+
     fn command(&mut self) -> Result<CommandView<'a>, ViewError> {
         // The variant index: a u32 varint.
         match self.varint()? {
@@ -122,7 +132,7 @@ impl<'a> Reader<'a> {
     }
 
     fn append(&mut self) -> Result<AppendView<'a>, ViewError> {
-        let stream = self.str()?;
+        let stream = self.stream_name()?;
         let records = self.records()?;
         let producer = match self.option_tag()? {
             false => None,
@@ -154,6 +164,15 @@ impl<'a> Reader<'a> {
             count,
             bytes: &start[..used],
         })
+    }
+
+    /// A string, like [`Reader::str`], remembered for the next command.
+    fn stream_name(&mut self) -> Result<&'a str, ViewError> {
+        let bytes = self.bytes()?;
+        if bytes != self.last_stream.as_bytes() {
+            self.last_stream = std::str::from_utf8(bytes).map_err(|_| ViewError::NotUtf8)?;
+        }
+        Ok(self.last_stream)
     }
 
     fn str(&mut self) -> Result<&'a str, ViewError> {
