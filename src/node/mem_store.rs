@@ -47,7 +47,6 @@ impl MemDisk {
         self.incarnation
     }
 
-    /// The durable log, for checks after a run.
     fn term_at(&self, index: LogIndex) -> Option<Term> {
         if index.0 == 0 {
             return Some(Term(0));

@@ -3,10 +3,11 @@
 //! is installed (the service installs the Prometheus one).
 //!
 //! Series recorded for every entry, batch, acknowledgement or read are recorded through
-//! handles that each actor (or library handle) takes once when it starts: a handle costs an atomic operation per record, where the macros format the node
-//! id and look the series up on every call. A handle belongs to the recorder installed when
-//! it was taken, so a process installs its recorder before it starts nodes (the service
-//! does; an embedding program that wants these series must too).
+//! handles that each actor (or library handle) takes once when it starts: a handle costs an
+//! atomic operation per record, where the macros format the node id and look the series up
+//! on every call. A handle belongs to the recorder installed when it was taken, so a process
+//! installs its recorder before it starts nodes (the service does; an embedding program that
+//! wants these series must too).
 
 use std::time::Duration;
 
