@@ -19,6 +19,8 @@
 #   DURATION  seconds per run (15)       PASSES  passes over every case (1)
 #   CASES     a space-separated subset of the case names below (all)
 #   KEEP=1    keep the work directory (logs, data) instead of deleting it
+#   TMPDIR    where the work directory (both clusters' data) goes (/tmp); /dev/shm takes
+#             the disk out of the measurement
 #
 # Always stops every process it started and deletes its work directory, however it ends.
 set -euo pipefail
@@ -37,7 +39,7 @@ ETCD_PEER=(12380 12390 12400)
 RAFTLOG_HTTP=(17101 17102 17103)
 RAFTLOG_PEER=(18101 18102 18103)
 
-WORK=$(mktemp -d /tmp/compare-etcd.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/compare-etcd.XXXXXX")
 PIDS=()
 
 cleanup() {
