@@ -173,12 +173,12 @@ impl TcpTransport {
         let local_addr = listener.local_addr()?;
         let config = Arc::new(config);
         let counters = Arc::new(Counters::default());
-        // Per peer: notified when that peer dials in, to cut our dialers' backoff short.
-        let peer_dialed_in: BTreeMap<NodeId, Arc<Notify>> = config
+        // Per dialer: notified when its peer dials in, to cut the dialer's backoff short.
+        let peer_dialed_in: BTreeMap<(NodeId, Lane), Arc<Notify>> = config
             .peers
             .keys()
             .filter(|&&peer| peer != config.node_id)
-            .map(|&peer| (peer, Arc::new(Notify::new())))
+            .flat_map(|&peer| Lane::ALL.map(|lane| ((peer, lane), Arc::new(Notify::new()))))
             .collect();
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(accept::run_listener(
@@ -202,7 +202,7 @@ impl TcpTransport {
                     peer_addr,
                     queue,
                     counters.clone(),
-                    peer_dialed_in[&peer].clone(),
+                    peer_dialed_in[&(peer, lane)].clone(),
                 );
                 tasks.push(tokio::spawn(dialer.run()));
             }

@@ -39,8 +39,9 @@ pub(super) struct AcceptContext {
     /// redialed, so the old connection is dead or half-open, and keeping one reader per
     /// peer and lane keeps that lane's messages in one order.
     generations: BTreeMap<(NodeId, Lane), watch::Sender<u64>>,
-    /// Per peer, notified when it dials in: our dialers to it stop backing off.
-    peer_dialed_in: BTreeMap<NodeId, Arc<Notify>>,
+    /// Per dialer of ours (peer and lane), notified when that peer dials in: the dialer
+    /// stops backing off.
+    peer_dialed_in: BTreeMap<(NodeId, Lane), Arc<Notify>>,
 }
 
 impl AcceptContext {
@@ -48,7 +49,7 @@ impl AcceptContext {
         config: Arc<TcpTransportConfig>,
         inbound: InboundSender,
         counters: Arc<Counters>,
-        peer_dialed_in: BTreeMap<NodeId, Arc<Notify>>,
+        peer_dialed_in: BTreeMap<(NodeId, Lane), Arc<Notify>>,
     ) -> Arc<AcceptContext> {
         let generations = config
             .peers
@@ -114,8 +115,12 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, context: Arc<Ac
         .handshakes_accepted
         .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%node, %peer, ?lane, %remote, "accepted a connection");
-    if let Some(dialed_in) = context.peer_dialed_in.get(&peer) {
-        dialed_in.notify_waiters();
+    // `notify_one` keeps a permit for a dialer not waiting yet (one whose dial is failing
+    // right now, just before the peer came up), so it still skips its next backoff.
+    for lane in Lane::ALL {
+        if let Some(dialed_in) = context.peer_dialed_in.get(&(peer, lane)) {
+            dialed_in.notify_one();
+        }
     }
     connection
         .codec_mut()

@@ -43,7 +43,8 @@ pub(super) struct Dialer {
     /// Consecutive failed dials, for rate-limited logging: a peer down for an hour is worth
     /// a warning at the 1st, 2nd, 4th, ... attempt, not at every one.
     failures_in_a_row: u64,
-    /// Notified when the peer dials us (it restarted, or its network healed).
+    /// Notified when the peer dials us (it restarted, or its network healed). A permit
+    /// left while connected only makes one later redial immediate.
     peer_dialed_in: Arc<Notify>,
 }
 
