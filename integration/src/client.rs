@@ -355,20 +355,9 @@ impl Client {
     }
 
     async fn append_once(&mut self, node: u64, call: AppendCall) -> Outcome {
-        let path = format!("/v1/streams/{}/records", encode(&call.stream));
-        let body = append_body(&call.values, call.producer.as_ref(), call.expected_offset);
-        let recorder = &self.recording.recorder;
-        let op = recorder.invoke(self.id, Call::Append(call), self.recording.now());
-        let result = request(
-            self.view.endpoint(node),
-            "POST",
-            &path,
-            Some(("application/json", &body)),
-            self.workload.request_timeout,
-        )
-        .await;
-        let outcome = append_outcome(&result);
-        recorder.complete(op, outcome.clone(), self.recording.now());
+        let timeout = self.workload.request_timeout;
+        let (outcome, result) =
+            append_recorded(&self.view, &self.recording, self.id, node, &call, timeout).await;
         self.recording.note_reason(&outcome, &result);
         outcome
     }

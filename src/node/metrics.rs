@@ -143,8 +143,13 @@ pub fn proposal_batch_histogram(node: NodeId) -> Histogram {
 
 /// [`READS`] of node `node` at `level` (`linearizable`, `lease` or `stale`).
 pub fn reads_served_counter(node: NodeId, level: &'static str) -> Counter {
+    node_level_counter(READS, node, level)
+}
+
+/// Counter `name` of node `node` at read level `level`.
+fn node_level_counter(name: &'static str, node: NodeId, level: &'static str) -> Counter {
     let labels = [("node", node.0.to_string()), ("level", level.to_string())];
-    metrics::counter!(READS, &labels)
+    metrics::counter!(name, &labels)
 }
 
 /// The election actor's read series: round trips per level, and heartbeat rounds.
@@ -156,10 +161,7 @@ pub struct ReadConfirmMetrics {
 
 impl ReadConfirmMetrics {
     pub fn new(node: NodeId) -> Self {
-        let round_trips = |level: &str| {
-            let labels = [("node", node.0.to_string()), ("level", level.to_string())];
-            metrics::counter!(READ_ROUND_TRIPS, &labels)
-        };
+        let round_trips = |level| node_level_counter(READ_ROUND_TRIPS, node, level);
         Self {
             linearizable_round_trips: round_trips("linearizable"),
             lease_round_trips: round_trips("lease"),

@@ -194,11 +194,6 @@ impl Index {
         self.streams.get(stream).map(StreamRuns::info)
     }
 
-    /// The offset the next record of `stream` gets: 0 for a stream never written.
-    pub fn next_offset(&self, stream: &str) -> Offset {
-        self.streams.get(stream).map_or(Offset(0), |s| s.end_offset)
-    }
-
     /// Appends to `stream` the records of command `written_at` if `decide`, given the
     /// stream's next offset (0 for a stream never written), says how many; otherwise leaves
     /// everything as it was and returns `decide`'s refusal. Returns the first and last
