@@ -9,6 +9,7 @@
 //!   integration suite.
 
 pub mod bench;
+pub mod chunked;
 pub mod cli;
 pub mod config;
 pub mod embed;

@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::node::mem_entries::EntryChunks;
+use crate::chunked::Chunked;
 use crate::node::storage::{
     FlushJob, FlushOutcome, HardStateStore, LogReader, LogStore, StorageError, StorageResult,
 };
@@ -19,7 +19,7 @@ use crate::types::{LogId, LogIndex, Term};
 /// The simulated disk of one node.
 #[derive(Debug, Default)]
 pub struct MemDisk {
-    entries: EntryChunks,
+    entries: Chunked<Entry>,
     /// How many of `entries` survive a crash.
     durable_len: usize,
     hard_state: HardState,

@@ -23,7 +23,6 @@ pub mod batcher;
 pub mod clock;
 pub mod election_actor;
 pub mod events;
-mod mem_entries;
 pub mod mem_store;
 pub mod metrics;
 pub mod replicator_actor;

@@ -20,6 +20,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::producers::WriteId;
+use crate::chunked::Chunked;
 use crate::types::{LogIndex, Offset};
 
 /// The records of consecutive append commands of one entry that landed in one stream.
@@ -100,7 +101,7 @@ pub struct StreamInfo {
 pub struct StreamRuns {
     pub start_offset: Offset,
     pub end_offset: Offset,
-    pub runs: Vec<Run>,
+    pub runs: Chunked<Run>,
 }
 
 impl StreamRuns {
@@ -108,7 +109,7 @@ impl StreamRuns {
         Self {
             start_offset: Offset(0),
             end_offset: Offset(0),
-            runs: Vec::new(),
+            runs: Chunked::default(),
         }
     }
 
@@ -116,7 +117,7 @@ impl StreamRuns {
     pub fn is_consistent(&self) -> bool {
         let mut next = self.start_offset;
         let mut previous: Option<WriteId> = None;
-        for run in &self.runs {
+        for run in self.runs.iter() {
             if run.count == 0 || run.commands == 0 || run.first_offset != next {
                 return false;
             }
@@ -244,7 +245,7 @@ impl Index {
         }
         let mut ranges = Vec::new();
         let first_run = runs.runs.partition_point(|run| run.end_offset() <= from);
-        for run in &runs.runs[first_run..] {
+        for run in runs.runs.iter_from(first_run) {
             if run.first_offset >= until {
                 break;
             }
@@ -364,10 +365,10 @@ mod tests {
         let index = three_runs();
         let mut runs = index.streams()["s"].clone();
         assert!(runs.is_consistent());
-        runs.runs[1].first_offset = Offset(4);
+        runs.runs.get_mut(1).unwrap().first_offset = Offset(4);
         assert!(!runs.is_consistent());
         let mut runs = index.streams()["s"].clone();
-        runs.runs[1].commands = 0;
+        runs.runs.get_mut(1).unwrap().commands = 0;
         assert!(!runs.is_consistent());
     }
 
