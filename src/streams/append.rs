@@ -47,23 +47,20 @@ pub(super) fn apply_append(
     written_at: WriteId,
     command: &AppendView<'_>,
 ) -> AppendOutcome {
-    let record_count = match check_valid(command) {
-        Ok(count) => count,
-        Err(reason) => return AppendOutcome::Rejected { reason },
-    };
-    if let Some(producer) = command.producer {
-        match producers.check(producer.id, producer.seq) {
-            SeqCheck::New => {}
-            SeqCheck::Duplicate(last) => {
-                return AppendOutcome::Duplicate {
-                    first_offset: last.first_offset,
-                    last_offset: last.last_offset,
-                }
-            }
-            SeqCheck::Stale { last_seq } => return AppendOutcome::StaleProducerSeq { last_seq },
-        }
-    }
+    // The checks run inside the index's one lookup of the stream. Only a stream never
+    // written needs its name checked: every name in the index passed the check when its
+    // stream was created (and a restored snapshot's names are checked too), so every name
+    // that can fail the check is still checked first, as the module doc orders.
     let decided = index.append_if(command.stream, written_at, |next_offset| {
+        let rejected = |reason| AppendOutcome::Rejected { reason };
+        if next_offset.is_none() {
+            validate_stream_name(command.stream).map_err(rejected)?;
+        }
+        let record_count = record_count(command).map_err(rejected)?;
+        if let Some(producer) = command.producer {
+            check_producer(producers, producer.id, producer.seq)?;
+        }
+        let next_offset = next_offset.unwrap_or(Offset(0));
         if command.expected_offset.is_some_and(|e| e != next_offset) {
             return Err(AppendOutcome::OffsetMismatch { next_offset });
         }
@@ -93,12 +90,23 @@ pub(super) fn apply_append(
     }
 }
 
-/// The command's record count if it is valid, or why it is not.
-fn check_valid(command: &AppendView<'_>) -> Result<u32, String> {
-    validate_stream_name(command.stream)?;
+/// The command's record count, or why it has none to write.
+fn record_count(command: &AppendView<'_>) -> Result<u32, String> {
     if command.records.is_empty() {
         return Err("the append has no records".to_string());
     }
     u32::try_from(command.records.len())
         .map_err(|_| format!("the append has over {} records", u32::MAX))
+}
+
+/// Refuses a retried or stale write of the producer: a retry gets its original offsets.
+fn check_producer(producers: &Producers, id: &str, seq: u64) -> Result<(), AppendOutcome> {
+    match producers.check(id, seq) {
+        SeqCheck::New => Ok(()),
+        SeqCheck::Duplicate(last) => Err(AppendOutcome::Duplicate {
+            first_offset: last.first_offset,
+            last_offset: last.last_offset,
+        }),
+        SeqCheck::Stale { last_seq } => Err(AppendOutcome::StaleProducerSeq { last_seq }),
+    }
 }

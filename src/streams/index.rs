@@ -196,25 +196,25 @@ impl Index {
     }
 
     /// Appends to `stream` the records of command `written_at` if `decide`, given the
-    /// stream's next offset (0 for a stream never written), says how many; otherwise leaves
-    /// everything as it was and returns `decide`'s refusal. Returns the first and last
-    /// offsets written. One lookup of the stream either way. `decide` must have checked that
-    /// the offsets fit in a `u64`. Extends the stream's last run when the command right
-    /// before this one wrote it.
+    /// stream's next offset — `None` for a stream never written, whose next offset is 0 —
+    /// says how many; otherwise leaves everything as it was and returns `decide`'s refusal.
+    /// Returns the first and last offsets written. One lookup of the stream either way.
+    /// `decide` must have checked that the offsets fit in a `u64`. Extends the stream's last
+    /// run when the command right before this one wrote it.
     pub fn append_if<E>(
         &mut self,
         stream: &str,
         written_at: WriteId,
-        decide: impl FnOnce(Offset) -> Result<u32, E>,
+        decide: impl FnOnce(Option<Offset>) -> Result<u32, E>,
     ) -> Result<(Offset, Offset), E> {
         // Not `entry`, which would allocate the name on every append: only a new stream
         // needs it owned.
         if let Some(runs) = self.streams.get_mut(stream) {
-            let count = decide(runs.end_offset)?;
+            let count = decide(Some(runs.end_offset))?;
             assert!(count > 0, "an append writes at least one record");
             return Ok(runs.append(written_at, count));
         }
-        let count = decide(Offset(0))?;
+        let count = decide(None)?;
         assert!(count > 0, "an append writes at least one record");
         let mut runs = StreamRuns::empty();
         let offsets = runs.append(written_at, count);

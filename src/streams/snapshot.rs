@@ -19,6 +19,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::index::{Index, StreamRuns};
+use super::name::validate_stream_name;
 use super::producers::{LastWrite, Producers};
 use super::Streams;
 use crate::types::LogIndex;
@@ -83,6 +84,10 @@ fn check_streams(
     applied_index: LogIndex,
 ) -> Result<(), SnapshotError> {
     for (name, runs) in streams {
+        // Apply checks only a new stream's name (`append.rs`): a restored one must be valid.
+        if let Err(reason) = validate_stream_name(name) {
+            return Err(inconsistent(format!("stream {name:?}: {reason}")));
+        }
         if !runs.is_consistent() {
             return Err(inconsistent(format!(
                 "the runs of stream {name:?} do not line up"

@@ -6,6 +6,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
+use super::name::validate_stream_name;
 use super::*;
 use crate::types::{LogIndex, Offset};
 
@@ -371,6 +372,54 @@ fn producer_eviction_is_deterministic_and_forgets_the_least_recent() {
     // A retry from a forgotten producer is written again.
     let retry = one.apply_batch(vec![produced(append("s", &["v"]), "p1", 1)]);
     assert_eq!(retry, [appended(6, 6)]);
+}
+
+/// The name is checked first even though apply checks only a new stream's name: a bad name
+/// with no records, or a bad name retried by a producer it already names, is refused for its
+/// name, with the reason the HTTP layer gives.
+#[test]
+fn a_bad_name_is_refused_for_its_name_before_any_other_check() {
+    let mut node = Node::new(10);
+    node.apply_batch(vec![produced(append("s", &["a"]), "p", 1)]);
+    let name_reason = validate_stream_name("no/slash").unwrap_err();
+    let outcomes = node.apply_batch(vec![
+        append("no/slash", &[]),
+        produced(append("no/slash", &["a"]), "p", 1),
+        produced(append("no/slash", &["a"]), "p", 0),
+        expecting(append("no/slash", &["a"]), 5),
+    ]);
+    for outcome in &outcomes {
+        assert_eq!(
+            outcome,
+            &AppendOutcome::Rejected {
+                reason: name_reason.clone()
+            }
+        );
+    }
+    // A good name with no records: refused for that, whether the stream exists or not.
+    let outcomes = node.apply_batch(vec![append("s", &[]), append("new", &[])]);
+    let no_records = AppendOutcome::Rejected {
+        reason: "the append has no records".to_string(),
+    };
+    assert_eq!(outcomes, [no_records.clone(), no_records]);
+    assert_eq!(node.streams.list().len(), 1);
+}
+
+/// A restored index is trusted to hold only valid names, so a snapshot naming an invalid
+/// stream is refused.
+#[test]
+fn a_snapshot_with_an_invalid_stream_name_is_refused() {
+    let mut node = Node::new(2);
+    node.apply_batch(vec![append("ab", &["x"])]);
+    let good = node.streams.snapshot().to_vec();
+    assert!(Streams::restore(&good).is_ok());
+    let at = good
+        .windows(2)
+        .position(|w| w == b"ab")
+        .expect("the snapshot holds the name");
+    let mut bad = good.clone();
+    bad[at..at + 2].copy_from_slice(b"a/");
+    assert!(Streams::restore(&bad).is_err());
 }
 
 #[test]
