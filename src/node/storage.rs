@@ -71,11 +71,14 @@ pub enum BlockingPool {
     /// For the simulator: the job runs on the event loop after a random delay drawn from the
     /// shared seeded RNG, which is how slow and stalled disks are simulated.
     Simulated(Arc<SimulatedDisk>),
-    /// Runs each job at once, on the caller's thread. Only for stores whose jobs do not block:
-    /// the in-memory store of the core benchmark, whose flush is a few assignments and so is
-    /// "durable at once", as openraft's `benchmarks/minimal` store reports its I/O complete
-    /// inside the append call. The job's completion message still goes through the actor's
-    /// mailbox, so the actors see the same order of events as with a thread.
+    /// Runs each job at once, on the caller's thread. The job's completion message still goes
+    /// through the actor's mailbox, so the actors see the same order of events as with a
+    /// thread. For two kinds of caller: the WAL actor on a thread of its own (the node
+    /// runtime's WAL arbiter), where a blocking flush holds up only the WAL's own mailbox;
+    /// and stores whose jobs do not block, like the in-memory store of the core benchmark,
+    /// whose flush is a few assignments and so is "durable at once", as openraft's
+    /// `benchmarks/minimal` store reports its I/O complete inside the append call. A job that
+    /// blocks must never run this way on the node's thread, which sends the heartbeats.
     Inline,
 }
 

@@ -3,8 +3,13 @@
 //! It appends the leader's proposals (assigning their indexes in the current term) and the
 //! entries a leader sends this follower, truncates conflicts, and flushes with group commit:
 //! one flush runs at a time on the blocking pool, and covers everything appended before it
-//! started, while appends go on. It publishes how far the log is durable and answers a
-//! follower's AppendEntries only once the entries it acknowledges are durable.
+//! started. It publishes how far the log is durable and answers a follower's AppendEntries
+//! only once the entries it acknowledges are durable.
+//!
+//! Each handler starts a flush only as its last step, after it has told the other actors
+//! what it appended: the pool may run the flush on this actor's own thread (the node
+//! runtime does, see `runtime.rs`), and the leader's replicators must not wait for its
+//! flush before they send the entries on.
 //!
 //! Takes: [`Propose`], [`FollowerAppend`], [`LastLogId`], [`RoleChanged`], [`Committed`],
 //! [`Drain`].
@@ -136,6 +141,8 @@ impl WalActor {
         self.role.role == Role::Leader && self.role.term == term
     }
 
+    /// Writes `entries` to the store, unflushed; the caller starts the flush once it has
+    /// sent its notices.
     fn append(&mut self, entries: &[Entry], ctx: &mut Context<Self>) -> bool {
         self.metrics.appended(
             entries.len(),
@@ -146,7 +153,6 @@ impl WalActor {
             ctx.stop();
             return false;
         }
-        self.maybe_start_flush(ctx);
         true
     }
 
@@ -227,6 +233,7 @@ impl WalActor {
                 term,
                 last_index: index,
             });
+            self.maybe_start_flush(ctx);
         }
     }
 }
@@ -286,6 +293,7 @@ impl Handler<Propose> for WalActor {
             term: msg.term,
             last_index: last,
         });
+        self.maybe_start_flush(ctx);
     }
 }
 
@@ -343,6 +351,7 @@ impl Handler<FollowerAppend> for WalActor {
                 .apply_committed
                 .do_send(Committed { index: commit });
         }
+        self.maybe_start_flush(ctx);
     }
 }
 
