@@ -147,7 +147,8 @@ pub fn start_node(file: &NodeFileConfig, start: StartOptions) -> Result<RunningN
         // The WAL's flush runs on the WAL actor's own thread (the arbiter above): blocking
         // it in fdatasync holds up nothing but the WAL's mailbox, whose appends then go into
         // the next flush together. A flush thread of its own cost two thread hand-offs per
-        // flush and smaller groups: 10-19% of the write throughput (BENCHMARKS.md).
+        // flush and smaller groups: 9-16% of the write throughput at 64-256 connections
+        // (BENCHMARKS.md, "Writes on `ae31cc2`").
         log_pool: BlockingPool::Inline,
         hard_state_pool: BlockingPool::thread(&name("hard-state")),
         wal_arbiter: Some(wal_arbiter.handle()),
