@@ -27,6 +27,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LUA="$ROOT/benches/lua"
+# shellcheck source=benches/raftlog-cluster.sh
+source "$ROOT/benches/raftlog-cluster.sh"
 DURATION=${DURATION:-15}
 PASSES=${PASSES:-1}
 ALL_CASES="put256-c1 put256-c8 put256-c64 put256-c256 put1k-c64 read-linearizable-c64 read-lease-c64 read-stale-c64"
@@ -105,32 +107,6 @@ start_etcd() {
     done
 }
 
-start_raftlog() {
-    local i j
-    mkdir -p "$WORK/raftlog"
-    for i in 0 1 2; do
-        local config="$WORK/raftlog/node-$((i + 1)).toml"
-        # Identity, addresses and members only: every tuning key at its default.
-        {
-            echo "id = $((i + 1))"
-            echo 'cluster_id = "compare-etcd"'
-            echo "data_dir = \"$WORK/raftlog/data-$((i + 1))\""
-            echo "[http]"
-            echo "listen = \"127.0.0.1:${RAFTLOG_HTTP[$i]}\""
-            echo "[peer]"
-            echo "listen = \"127.0.0.1:${RAFTLOG_PEER[$i]}\""
-            for j in 0 1 2; do
-                echo "[[members]]"
-                echo "id = $((j + 1))"
-                echo "peer = \"127.0.0.1:${RAFTLOG_PEER[$j]}\""
-                echo "http = \"http://127.0.0.1:${RAFTLOG_HTTP[$j]}\""
-            done
-        } >"$config"
-        RUST_LOG=warn "$RAFTLOG" serve --config "$config" >"$WORK/raftlog-$((i + 1)).log" 2>&1 &
-        PIDS+=($!)
-    done
-}
-
 # The URL of etcd's leader, once there is one.
 etcd_leader() {
     local endpoints="" i
@@ -147,23 +123,6 @@ etcd_leader() {
         sleep 0.2
     done
     log "etcd elected no leader"
-    return 1
-}
-
-# The URL of raftlog's leader, once it has committed a write.
-raftlog_leader() {
-    for _ in $(seq 150); do
-        local leader
-        leader=$(curl -sf "http://127.0.0.1:${RAFTLOG_HTTP[0]}/v1/cluster" |
-            sed -n 's/.*"leader":{[^}]*"http":"\([^"]*\)".*/\1/p') || true
-        if [ -n "$leader" ] && curl -sf -X POST "$leader/v1/streams/bench/records" \
-            -H 'content-type: application/json' -d '{"records":[{"value":"first"}]}' >/dev/null; then
-            echo "${leader%/}"
-            return
-        fi
-        sleep 0.2
-    done
-    log "raftlog elected no leader"
     return 1
 }
 
@@ -207,7 +166,7 @@ main() {
     install_missing
     log "work directory $WORK"
     start_etcd
-    start_raftlog
+    raftlog_start "$RAFTLOG" "$WORK/raftlog" compare-etcd
     # On failure keep the work directory: its logs say why.
     ETCD_URL=$(etcd_leader) || { KEEP=1; exit 1; }
     RAFTLOG_URL=$(raftlog_leader) || { KEEP=1; exit 1; }
