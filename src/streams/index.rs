@@ -145,6 +145,7 @@ impl StreamRuns {
 
     /// [`Index::append`] of this stream.
     fn append(&mut self, written_at: WriteId, count: u32) -> (Offset, Offset) {
+        assert!(count > 0, "an append writes at least one record");
         let first_offset = self.end_offset;
         let end = first_offset
             .0
@@ -211,11 +212,9 @@ impl Index {
         // needs it owned.
         if let Some(runs) = self.streams.get_mut(stream) {
             let count = decide(Some(runs.end_offset))?;
-            assert!(count > 0, "an append writes at least one record");
             return Ok(runs.append(written_at, count));
         }
         let count = decide(None)?;
-        assert!(count > 0, "an append writes at least one record");
         let mut runs = StreamRuns::empty();
         let offsets = runs.append(written_at, count);
         self.streams.insert(stream.to_string(), runs);
