@@ -25,6 +25,7 @@ pub mod name;
 pub mod producers;
 mod snapshot;
 mod view;
+mod writer;
 
 #[cfg(test)]
 mod model_tests;
