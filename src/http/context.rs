@@ -1,6 +1,7 @@
 //! What every handler of a node shares: the node's id, its limits and request timeout, the
-//! gates that bound concurrent work, and the metrics registry. Built once per node and cloned
-//! into each HTTP worker; the gates and the registry are shared, not copied.
+//! gates that bound concurrent work, the metrics registry and the handles on the series the
+//! handlers record into. Built once per node and cloned into each HTTP worker; the gates, the
+//! registry and the series are shared, not copied.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::limits::Gates;
+use super::metrics::AppendBatchMetrics;
 use crate::config::{LimitsConfig, NodeFileConfig};
 use crate::types::NodeId;
 
@@ -21,16 +23,20 @@ pub struct HttpContext {
     pub request_timeout: Duration,
     pub gates: Arc<Gates>,
     pub metrics: PrometheusHandle,
+    pub append_batches: AppendBatchMetrics,
 }
 
 impl HttpContext {
     pub fn new(node_id: NodeId, limits: LimitsConfig, request_timeout: Duration) -> Self {
+        // The recorder first: the batch-size handles register with it.
+        let metrics = super::metrics::handle();
         Self {
             node_id,
             gates: Arc::new(Gates::new(&limits)),
             limits,
             request_timeout,
-            metrics: super::metrics::handle(),
+            metrics,
+            append_batches: AppendBatchMetrics::new(node_id),
         }
     }
 

@@ -128,11 +128,28 @@ impl RequestMetrics {
     }
 }
 
-/// Records the size of one append batch accepted for proposal.
-pub fn record_append_batch(node: &str, records: usize, bytes: usize) {
-    let labels = [("node", node.to_string())];
-    metrics::histogram!("raftlog_append_batch_records", &labels).record(records as f64);
-    metrics::histogram!("raftlog_append_batch_bytes", &labels).record(bytes as f64);
+/// A node's handles on its append batch-size series, registered once: looked up in the
+/// recorder per request, each cost an allocation of its labels and a locked map lookup.
+#[derive(Clone)]
+pub struct AppendBatchMetrics {
+    records: Histogram,
+    bytes: Histogram,
+}
+
+impl AppendBatchMetrics {
+    pub fn new(node: NodeId) -> Self {
+        let labels = [("node", node.0.to_string())];
+        AppendBatchMetrics {
+            records: metrics::histogram!("raftlog_append_batch_records", &labels),
+            bytes: metrics::histogram!("raftlog_append_batch_bytes", &labels),
+        }
+    }
+
+    /// Records the size of one append batch accepted for proposal.
+    pub fn record(&self, records: usize, bytes: usize) {
+        self.records.record(records as f64);
+        self.bytes.record(bytes as f64);
+    }
 }
 
 /// Records a request that was forwarded to the leader, and whether the leader answered.

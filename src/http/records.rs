@@ -19,7 +19,6 @@ use super::context::HttpContext;
 use super::errors::ApiError;
 use super::forward::{Forwarder, Relay};
 use super::limits::{check_batch, json_body_bytes_max, read_body};
-use super::metrics::record_append_batch;
 use super::service::{AppendRequest, Consistency, LogService, ReadRequest, ReadResult, Record};
 use super::wire::{
     AppendBody, AppendResponse, ConsistencyParam, EncodingParam, ErrorBody, RawRecord, ReadQuery,
@@ -92,9 +91,10 @@ pub async fn append(
         },
     };
     check_batch(&append.records, limits)?;
-    let node = context.node_id.0.to_string();
     let batch_bytes = append.records.iter().map(Bytes::len).sum();
-    record_append_batch(&node, append.records.len(), batch_bytes);
+    context
+        .append_batches
+        .record(append.records.len(), batch_bytes);
 
     let deadline = context.request_timeout;
     let answer = tokio::time::timeout(deadline, service.append(&stream, append)).await;

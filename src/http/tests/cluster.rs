@@ -80,6 +80,14 @@ async fn metrics_are_prometheus_text_with_requests_and_node_status() {
     ] {
         assert!(answer.text.contains(series), "no {series} in\n{}", answer.text);
     }
+    // The batch-size series is registered with the node's context; the append recorded into
+    // it (other tests in this process may have too: the recorder is process-wide).
+    let batches = answer
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("raftlog_append_batch_records_count{node=\"1\"} "))
+        .unwrap_or_else(|| panic!("no batch count in\n{}", answer.text));
+    assert!(batches.parse::<u64>().unwrap() >= 1, "{batches}");
 }
 
 #[actix_rt::test]
