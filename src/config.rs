@@ -143,6 +143,9 @@ pub struct BatchingConfig {
     pub proposal_batch_bytes_max: u64,
     /// A batch closes at this many requests.
     pub proposal_batch_requests_max: usize,
+    /// While this many proposed batches wait for their commit, the next batch gathers until
+    /// one is answered (a full batch goes anyway); 0: no limit.
+    pub proposals_in_flight_max: usize,
 }
 
 /// `[wal]`: the write-ahead log's files.
@@ -226,6 +229,7 @@ impl Default for BatchingConfig {
             proposal_linger_us: 0,
             proposal_batch_bytes_max: 4 * MIB,
             proposal_batch_requests_max: 1_024,
+            proposals_in_flight_max: crate::node::batcher::IN_FLIGHT_MAX_DEFAULT,
         }
     }
 }
@@ -443,6 +447,12 @@ impl NodeFileConfig {
             b.proposal_batch_requests_max as u64,
             1,
             1_000_000,
+        );
+        problems.range(
+            "batching.proposals_in_flight_max",
+            b.proposals_in_flight_max as u64,
+            0,
+            1_024,
         );
         // Segment offsets are u32 in the WAL format, hence the 4 GiB ceiling.
         problems.range("wal.segment_bytes", w.segment_bytes, MIB, 4 * GIB - 1);

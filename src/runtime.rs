@@ -84,6 +84,7 @@ pub fn node_config(file: &NodeFileConfig) -> NodeConfig {
         linger: Duration::from_micros(file.batching.proposal_linger_us),
         requests_max: file.batching.proposal_batch_requests_max,
         bytes_max: file.batching.proposal_batch_bytes_max as usize,
+        in_flight_max: file.batching.proposals_in_flight_max,
     };
     config.jitter_seed = jitter_seed(file.id);
     config

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use raftlog::config::NodeFileConfig;
 use raftlog::embed::{Append, ClusterConfig, Error, LeaderView, Raftlog, RaftlogNode};
 use raftlog::types::{NodeId, Offset, Term};
 
@@ -14,11 +15,17 @@ struct Cluster {
 
 impl Cluster {
     async fn start(name: &str) -> Cluster {
+        Cluster::start_with(name, |_| {}).await
+    }
+
+    /// Three nodes with the default configuration, changed by `tune`.
+    async fn start_with(name: &str, tune: impl Fn(&mut NodeFileConfig)) -> Cluster {
         let cluster = ClusterConfig::on_free_loopback_ports(name, 3);
         let data = std::env::temp_dir().join(format!("raftlog-{name}-{}", std::process::id()));
         let mut nodes = Vec::new();
         for id in 1..=3 {
-            let config = cluster.node(id, data.join(format!("n{id}"))).unwrap();
+            let mut config = cluster.node(id, data.join(format!("n{id}"))).unwrap();
+            tune(&mut config);
             nodes.push(RaftlogNode::builder(config).start().await.unwrap());
         }
         Cluster { nodes, data }
@@ -58,6 +65,54 @@ impl Cluster {
         }
         let _ = std::fs::remove_dir_all(&self.data);
     }
+}
+
+/// With one proposed batch allowed in flight, appends that arrive while it commits gather and
+/// go as soon as it is answered. (Were the answer not to release them, they would wait for
+/// ever: the timeout below fails the test.)
+#[tokio::test]
+async fn appends_held_behind_a_batch_in_flight_go_once_it_is_answered() {
+    let cluster = Cluster::start_with("embed-in-flight", |config| {
+        config.batching.proposals_in_flight_max = 1;
+    })
+    .await;
+    let leader = cluster.agreed_leader(Term(0)).await.leader.unwrap();
+    let writers = (0..16).map(|writer| {
+        let log = cluster.log(leader);
+        async move {
+            let mut answers = Vec::new();
+            for i in 0..20 {
+                answers.push(log.append("s", [format!("{writer}-{i}")]).await.unwrap());
+            }
+            answers
+        }
+    });
+    let every_writer = futures::future::join_all(writers);
+    let answers = tokio::time::timeout(Duration::from_secs(30), every_writer)
+        .await
+        .expect("every append is answered");
+
+    let mut offsets = Vec::new();
+    let mut entries = std::collections::BTreeSet::new();
+    for writer in &answers {
+        // One writer's appends land in its order.
+        assert!(writer
+            .windows(2)
+            .all(|w| w[0].first_offset < w[1].first_offset));
+        for appended in writer {
+            assert_eq!(appended.first_offset, appended.last_offset);
+            offsets.push(appended.first_offset.0);
+            entries.insert(appended.log_id.index);
+        }
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..320).collect::<Vec<u64>>(), "dense offsets");
+    assert!(
+        entries.len() < 320,
+        "appends share entries: {}",
+        entries.len()
+    );
+    cluster.shutdown().await;
 }
 
 #[tokio::test]

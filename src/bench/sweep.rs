@@ -23,7 +23,7 @@ pub struct SweepableKey {
 /// Every key `--sweep-knob` accepts. "Proposals per WAL flush" has no knob of its own: the WAL
 /// flushes whatever entries queued during the previous flush (group commit), so it follows
 /// from the proposal batch and the linger.
-pub const SWEEPABLE_KEYS: [SweepableKey; 6] = [
+pub const SWEEPABLE_KEYS: [SweepableKey; 7] = [
     SweepableKey {
         key: "batching.proposal_batch_requests_max",
         meaning: "appends per log entry",
@@ -38,6 +38,11 @@ pub const SWEEPABLE_KEYS: [SweepableKey; 6] = [
         key: "batching.proposal_batch_bytes_max",
         meaning: "bytes per log entry",
         default: || BatchingConfig::default().proposal_batch_bytes_max,
+    },
+    SweepableKey {
+        key: "batching.proposals_in_flight_max",
+        meaning: "proposed batches awaiting commit",
+        default: || BatchingConfig::default().proposals_in_flight_max as u64,
     },
     SweepableKey {
         key: "replication.entries_per_append_max",
@@ -74,6 +79,7 @@ pub fn default_plan() -> Vec<Knob> {
             &[1, 4, 16, 64, 256, 1024, 4096],
         ),
         knob("batching.proposal_linger_us", &[0, 50, 200, 1000]),
+        knob("batching.proposals_in_flight_max", &[0, 1, 2, 4, 16]),
         knob(
             "replication.entries_per_append_max",
             &[1, 4, 16, 64, 256, 1024],
