@@ -47,7 +47,7 @@ impl Default for BatchLimits {
 }
 
 /// The default of [`BatchLimits::in_flight_max`] (`batching.proposals_in_flight_max`).
-pub const IN_FLIGHT_MAX_DEFAULT: usize = 2;
+pub const IN_FLIGHT_MAX_DEFAULT: usize = 1;
 
 impl BatchLimits {
     /// Whether a batch of `requests` appends and `bytes` record bytes must go now.
