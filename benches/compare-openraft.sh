@@ -19,7 +19,7 @@
 # Environment:
 #   OPENRAFT_BENCH  openraft's bench binary (required)
 #   CORE_BENCH      raftlog's core_bench (default: built with cargo, release)
-#   PASSES          passes over every case (4); the order of the two systems swaps each pass
+#   PASSES          passes over every case (4); the order of the runs reverses each pass
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
