@@ -6,13 +6,16 @@
 //! as soon as the requests already queued in the mailbox have joined it). Each request gets its
 //! own outcome back, with the entry that carried it.
 //!
-//! While `in_flight_max` proposed batches are still waiting to be applied, a batch that is not
-//! full waits too, gathering, and goes as soon as one of them is answered. A lone write finds
-//! nothing in flight and goes at once; under load the batches grow with the commit latency,
-//! so the entries, AppendEntries and apply calls per write fall — on a CPU-bound machine that
-//! buys back more latency than the wait costs.
+//! While this node leads and `in_flight_max` proposed batches are still waiting to be
+//! applied, a batch that is not full waits too, gathering, and goes as soon as one of them is
+//! answered. A lone write finds nothing in flight and goes at once; under load the batches
+//! grow with the commit latency, so the entries, AppendEntries and apply calls per write fall
+//! — on a CPU-bound machine that buys back more latency than the wait costs. Only a leader
+//! holds batches back: a proposal made before this node lost its leadership may stay
+//! unanswered until a new leader's entries reach that index, and the writes behind it must
+//! not wait for that — proposed, they are refused at once with the leader to ask.
 //!
-//! Takes: [`Append`].
+//! Takes: [`Append`], and [`RoleChanged`] from the election actor.
 
 use std::time::Duration;
 
@@ -20,7 +23,9 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::node::apply_actor::{ApplyActor, Proposal, Submit, SubmitError};
+use crate::node::events::RoleChanged;
 use crate::node::metrics as node_metrics;
+use crate::raft::election::Role;
 use crate::streams::{AppendCommand, AppendOutcome, CommandBatch, StreamCommand};
 use crate::types::{LogId, NodeId};
 
@@ -93,6 +98,8 @@ pub struct ProposalBatcher {
     scheduled: Option<Scheduled>,
     /// Proposed batches not yet answered.
     in_flight: usize,
+    /// Whether this node leads, as the election actor last said.
+    leading: bool,
     /// Appends per proposed entry.
     batch_requests: metrics::Histogram,
 }
@@ -113,6 +120,7 @@ impl ProposalBatcher {
             bytes: 0,
             scheduled: None,
             in_flight: 0,
+            leading: false,
         }
     }
 
@@ -121,7 +129,7 @@ impl ProposalBatcher {
     }
 
     fn must_wait(&self) -> bool {
-        self.limits.must_wait(self.in_flight)
+        self.leading && self.limits.must_wait(self.in_flight)
     }
 
     /// Proposes the gathered batch, unless it is not full and too many are in flight: then
@@ -213,6 +221,18 @@ impl Handler<BatchAnswered> for ProposalBatcher {
         self.in_flight -= 1;
         // What gathered while waiting has waited long enough: no linger.
         if self.scheduled.is_none() {
+            self.propose(ctx);
+        }
+    }
+}
+
+impl Handler<RoleChanged> for ProposalBatcher {
+    type Result = ();
+
+    fn handle(&mut self, RoleChanged(role): RoleChanged, ctx: &mut Context<Self>) {
+        self.leading = role.role == Role::Leader;
+        // A batch held back behind proposals of a lost leadership goes now.
+        if !self.leading && self.scheduled.is_none() {
             self.propose(ctx);
         }
     }

@@ -277,12 +277,14 @@ pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> No
         wiring.observer.clone(),
         initial_role,
     ));
+    let batcher = ProposalBatcher::new(config.id, apply.clone(), config.batching).start();
     let links = ElectionLinks {
         wal: wal.clone(),
         role_subscribers: vec![
             router.clone().recipient(),
             apply.clone().recipient(),
             wal.clone().recipient(),
+            batcher.clone().recipient(),
         ],
         commit_subscribers: vec![
             router.clone().recipient(),
@@ -300,7 +302,6 @@ pub fn start(config: NodeConfig, storage: NodeStorage, wiring: NodeWiring) -> No
         wiring.observer,
         wiring.on_fatal,
     ));
-    let batcher = ProposalBatcher::new(config.id, apply.clone(), config.batching).start();
     NodeHandle {
         id: config.id,
         election,
