@@ -61,9 +61,9 @@ impl BatchLimits {
     }
 
     /// Whether, with `in_flight` batches awaiting their answers, a batch that is not full
-    /// waits for one of them.
-    fn must_wait(&self, in_flight: usize) -> bool {
-        self.in_flight_max > 0 && in_flight >= self.in_flight_max
+    /// waits for one of them. Only a leader's does (the module doc says why).
+    fn must_wait(&self, leading: bool, in_flight: usize) -> bool {
+        leading && self.in_flight_max > 0 && in_flight >= self.in_flight_max
     }
 }
 
@@ -129,7 +129,14 @@ impl ProposalBatcher {
     }
 
     fn must_wait(&self) -> bool {
-        self.leading && self.limits.must_wait(self.in_flight)
+        self.limits.must_wait(self.leading, self.in_flight)
+    }
+
+    /// Proposes a batch that was held back, unless a [`ProposeBatch`] is already on its way.
+    fn propose_held(&mut self, ctx: &mut Context<Self>) {
+        if self.scheduled.is_none() {
+            self.propose(ctx);
+        }
     }
 
     /// Proposes the gathered batch, unless it is not full and too many are in flight: then
@@ -220,9 +227,7 @@ impl Handler<BatchAnswered> for ProposalBatcher {
     fn handle(&mut self, _: BatchAnswered, ctx: &mut Context<Self>) {
         self.in_flight -= 1;
         // What gathered while waiting has waited long enough: no linger.
-        if self.scheduled.is_none() {
-            self.propose(ctx);
-        }
+        self.propose_held(ctx);
     }
 }
 
@@ -232,8 +237,8 @@ impl Handler<RoleChanged> for ProposalBatcher {
     fn handle(&mut self, RoleChanged(role): RoleChanged, ctx: &mut Context<Self>) {
         self.leading = role.role == Role::Leader;
         // A batch held back behind proposals of a lost leadership goes now.
-        if !self.leading && self.scheduled.is_none() {
-            self.propose(ctx);
+        if !self.leading {
+            self.propose_held(ctx);
         }
     }
 }
@@ -260,13 +265,15 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_waits_only_while_the_most_batches_allowed_are_in_flight() {
+    fn a_leaders_batch_waits_only_while_the_most_batches_allowed_are_in_flight() {
         let limits = limits(2);
-        assert!(!limits.must_wait(0));
-        assert!(!limits.must_wait(1));
-        assert!(limits.must_wait(2));
-        assert!(limits.must_wait(3));
+        assert!(!limits.must_wait(true, 0));
+        assert!(!limits.must_wait(true, 1));
+        assert!(limits.must_wait(true, 2));
+        assert!(limits.must_wait(true, 3));
         // 0: no limit.
-        assert!(!self::limits(0).must_wait(1_000));
+        assert!(!self::limits(0).must_wait(true, 1_000));
+        // Not leading: never.
+        assert!(!limits.must_wait(false, 3));
     }
 }
