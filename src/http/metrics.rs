@@ -79,7 +79,7 @@ fn builder() -> PrometheusBuilder {
     builder
 }
 
-/// The route pattern that served a request, put into its extensions by the route table.
+/// The route pattern that served a request: resource data of each route in the route table.
 #[derive(Clone, Copy, Debug)]
 pub struct Route(pub &'static str);
 

@@ -18,7 +18,7 @@
 //! stranger that connects cannot make a node reserve a large buffer.
 
 use bincode::Options;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
@@ -107,6 +107,43 @@ pub fn encode<T: Serialize>(value: &T, frame_bytes_max: usize) -> Result<Bytes, 
     }
 }
 
+/// Appends `value` to `dst` as one whole frame, length prefix included, exactly as
+/// [`codec`] would frame [`encode`]'s bytes — but in one copy: the sender's AppendEntries go
+/// straight into the connection's write buffer instead of through a buffer of their own
+/// (copying megabytes of entries twice cost ~3% of a batched write's CPU). On error `dst`
+/// is unchanged.
+pub fn encode_into<T: Serialize>(
+    value: &T,
+    frame_bytes_max: usize,
+    dst: &mut BytesMut,
+) -> Result<(), FrameError> {
+    let limited = bincode::DefaultOptions::new().with_limit(frame_bytes_max as u64);
+    let payload_bytes = limited
+        .serialized_size(value)
+        .map_err(|error| match *error {
+            bincode::ErrorKind::SizeLimit => FrameError::TooLarge { frame_bytes_max },
+            _ => FrameError::Malformed(error),
+        })?;
+    let length =
+        u32::try_from(payload_bytes).map_err(|_| FrameError::TooLarge { frame_bytes_max })?;
+    dst.reserve(LENGTH_FIELD_BYTES + payload_bytes as usize);
+    let start = dst.len();
+    dst.put_u32(length);
+    // The size is known to be within the limit, so the write itself needs no second check.
+    if let Err(error) = bincode::DefaultOptions::new().serialize_into((&mut *dst).writer(), value) {
+        dst.truncate(start);
+        return Err(FrameError::Malformed(error));
+    }
+    debug_assert_eq!(
+        dst.len() - start,
+        LENGTH_FIELD_BYTES + payload_bytes as usize
+    );
+    Ok(())
+}
+
+/// The frame's length prefix: [`LengthDelimitedCodec`]'s default, a big-endian `u32`.
+const LENGTH_FIELD_BYTES: usize = 4;
+
 /// Decodes one frame payload. The frame's own length is the decoding limit, so a corrupt
 /// length field inside it (say a vector "of 2^60 entries") fails instead of allocating.
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
@@ -161,6 +198,45 @@ mod tests {
         };
         let bytes = encode(&reply, HANDSHAKE_FRAME_BYTES_MAX).unwrap();
         assert_eq!(decode::<HelloReply>(&bytes).unwrap(), reply);
+    }
+
+    #[test]
+    fn encode_into_frames_exactly_what_the_codec_frames_and_appends() {
+        use tokio_util::codec::{Decoder, Encoder};
+        let messages = [
+            append_entries(0),
+            append_entries(100),
+            append_entries(70_000),
+        ];
+        let mut direct = BytesMut::from(&b"already queued"[..]);
+        let mut through_codec = direct.clone();
+        for message in &messages {
+            encode_into(message, 1 << 20, &mut direct).unwrap();
+            let bytes = encode(message, 1 << 20).unwrap();
+            codec(1 << 20).encode(bytes, &mut through_codec).unwrap();
+        }
+        assert_eq!(direct, through_codec);
+
+        let mut frames = direct.split_off(b"already queued".len());
+        let mut reader = codec(1 << 20);
+        for message in &messages {
+            let frame = reader.decode(&mut frames).unwrap().expect("a whole frame");
+            assert_eq!(&decode::<PeerMessage>(&frame).unwrap(), message);
+        }
+        assert!(frames.is_empty());
+    }
+
+    #[test]
+    fn encode_into_past_the_limit_is_refused_and_leaves_the_buffer_alone() {
+        let mut buffer = BytesMut::from(&b"queued"[..]);
+        let error = encode_into(&append_entries(2000), 1024, &mut buffer).unwrap_err();
+        assert!(matches!(
+            error,
+            FrameError::TooLarge {
+                frame_bytes_max: 1024
+            }
+        ));
+        assert_eq!(&buffer[..], b"queued");
     }
 
     #[test]

@@ -63,6 +63,9 @@ async fn metrics_are_prometheus_text_with_requests_and_node_status() {
     let fake = leader();
     let app = test_app!(fake, context());
     append_texts!(app, "s", ["a", "b"]);
+    send!(app, TestRequest::delete().uri("/v1/streams/s/records"))
+        .assert_error(405, "method_not_allowed");
+    send!(app, get("/v2/nothing")).assert_error(404, "not_found");
     let answer = send!(app, get("/metrics"));
     assert_eq!(answer.status, 200);
     assert!(answer
@@ -71,6 +74,9 @@ async fn metrics_are_prometheus_text_with_requests_and_node_status() {
         .starts_with("text/plain"));
     for series in [
         "raftlog_http_requests_total{node=\"1\",route=\"/v1/streams/{stream}/records\",status=\"200\"}",
+        // A method the route does not take is still that route's; no route is "unmatched".
+        "raftlog_http_requests_total{node=\"1\",route=\"/v1/streams/{stream}/records\",status=\"405\"}",
+        "raftlog_http_requests_total{node=\"1\",route=\"unmatched\",status=\"404\"}",
         "raftlog_http_request_seconds_bucket",
         "raftlog_append_batch_records_bucket",
         "raftlog_term{node=\"1\"} 3",

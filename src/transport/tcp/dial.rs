@@ -30,6 +30,11 @@ use crate::types::NodeId;
 /// the connection fails, stays a small part of the queue.
 const WRITE_BATCH_MESSAGES_MAX: usize = 256;
 
+/// Messages are framed straight into the connection's write buffer (`frame::encode_into`);
+/// past this many buffered bytes it is written out before the next, so a batch of large
+/// AppendEntries streams instead of piling up in memory.
+const WRITE_BUFFER_FLUSH_BYTES: usize = 256 * 1024;
+
 type Connection = Framed<TcpStream, LengthDelimitedCodec>;
 
 pub(super) struct Dialer {
@@ -216,11 +221,15 @@ impl Dialer {
     ) -> std::io::Result<()> {
         let mut written_count = 0;
         for message in batch.drain(..) {
-            match frame::encode(&message, self.config.frame_bytes_max) {
-                Ok(bytes) => {
-                    connection.feed(bytes).await?;
-                    written_count += 1;
-                }
+            if connection.write_buffer().len() >= WRITE_BUFFER_FLUSH_BYTES {
+                SinkExt::<Bytes>::flush(connection).await?;
+            }
+            match frame::encode_into(
+                &message,
+                self.config.frame_bytes_max,
+                connection.write_buffer_mut(),
+            ) {
+                Ok(()) => written_count += 1,
                 Err(error) => {
                     if count_and_should_log(&self.counters.messages_dropped_oversized) {
                         tracing::warn!(
