@@ -28,13 +28,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ab-writes.XXXXXX")
 PIDS=()
 KEEP=0
 
-stop_cluster() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-}
-trap 'stop_cluster; [ "$KEEP" = 1 ] || rm -rf "$WORK"' EXIT
+trap 'raftlog_stop; [ "$KEEP" = 1 ] || rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
 for pass in $(seq "$PASSES"); do
@@ -50,6 +44,6 @@ for pass in $(seq "$PASSES"); do
                 grep '^RESULT' || echo "RESULT 0 nan nan -1 0")
             echo "pass $pass $(basename "$binary") c$connections $result"
         done
-        stop_cluster
+        raftlog_stop
     done
 done

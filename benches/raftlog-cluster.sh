@@ -1,7 +1,7 @@
 # A local 3-process raftlog cluster for the benchmark scripts (compare-etcd.sh,
 # ab-writes.sh), which source this file. The caller sets RAFTLOG_HTTP and RAFTLOG_PEER (three
-# ports each) and a PIDS array, into which raftlog_start adds the processes it starts; the
-# caller stops them.
+# ports each) and a PIDS array, into which raftlog_start adds the processes it starts;
+# raftlog_stop stops them.
 
 # raftlog_start BINARY DIR CLUSTER_ID: writes DIR/node-N.toml — identity, addresses and
 # members only, every tuning key at its default — and starts the three nodes, logging to
@@ -47,4 +47,12 @@ raftlog_leader() {
     done
     echo "raftlog elected no leader" >&2
     return 1
+}
+
+# raftlog_stop: stops the processes in PIDS (SIGTERM, then waits for each) and empties it.
+raftlog_stop() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PIDS=()
 }

@@ -98,12 +98,17 @@ pub fn codec(frame_bytes_max: usize) -> LengthDelimitedCodec {
 /// `frame_bytes_max`: a message too large to send is found before it is fully encoded.
 pub fn encode<T: Serialize>(value: &T, frame_bytes_max: usize) -> Result<Bytes, FrameError> {
     let options = bincode::DefaultOptions::new().with_limit(frame_bytes_max as u64);
-    match options.serialize(value) {
-        Ok(bytes) => Ok(Bytes::from(bytes)),
-        Err(error) => match *error {
-            bincode::ErrorKind::SizeLimit => Err(FrameError::TooLarge { frame_bytes_max }),
-            _ => Err(FrameError::Malformed(error)),
-        },
+    options
+        .serialize(value)
+        .map(Bytes::from)
+        .map_err(|error| encoding_error(error, frame_bytes_max))
+}
+
+/// What an encoding under a `frame_bytes_max` limit failed on.
+fn encoding_error(error: bincode::Error, frame_bytes_max: usize) -> FrameError {
+    match *error {
+        bincode::ErrorKind::SizeLimit => FrameError::TooLarge { frame_bytes_max },
+        _ => FrameError::Malformed(error),
     }
 }
 
@@ -120,10 +125,7 @@ pub fn encode_into<T: Serialize>(
     let limited = bincode::DefaultOptions::new().with_limit(frame_bytes_max as u64);
     let payload_bytes = limited
         .serialized_size(value)
-        .map_err(|error| match *error {
-            bincode::ErrorKind::SizeLimit => FrameError::TooLarge { frame_bytes_max },
-            _ => FrameError::Malformed(error),
-        })?;
+        .map_err(|error| encoding_error(error, frame_bytes_max))?;
     let length =
         u32::try_from(payload_bytes).map_err(|_| FrameError::TooLarge { frame_bytes_max })?;
     dst.reserve(LENGTH_FIELD_BYTES + payload_bytes as usize);
