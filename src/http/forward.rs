@@ -87,7 +87,11 @@ impl Forwarder {
             ServiceError::NotLeader {
                 leader_http: Some(leader),
             } if !is_forwarded(request) => {
-                self.forward(request, body, &leader, context, relay).await
+                // Boxed: the forwarding future (awc's request and response) is about 900
+                // bytes, and held inline it would make every handler's future that large —
+                // an append parked until its commit among them — for a path taken only on a
+                // follower.
+                Box::pin(self.forward(request, body, &leader, context, relay)).await
             }
             ServiceError::NotLeader {
                 leader_http: Some(leader),
