@@ -28,7 +28,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ab-writes.XXXXXX")
 PIDS=()
 KEEP=0
 
-trap 'raftlog_stop; [ "$KEEP" = 1 ] || rm -rf "$WORK"' EXIT
+trap 'stop_processes; [ "$KEEP" = 1 ] || rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
 for pass in $(seq "$PASSES"); do
@@ -44,6 +44,6 @@ for pass in $(seq "$PASSES"); do
                 grep '^RESULT' || echo "RESULT 0 nan nan -1 0")
             echo "pass $pass $(basename "$binary") c$connections $result"
         done
-        raftlog_stop
+        stop_processes
     done
 done

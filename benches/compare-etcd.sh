@@ -46,18 +46,7 @@ PIDS=()
 
 cleanup() {
     local status=$?
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        # Up to 10 s for a clean stop, then kill.
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_processes
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept $WORK" >&2
     else

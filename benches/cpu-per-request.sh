@@ -25,7 +25,7 @@ RAFTLOG_HTTP=(17701 17702 17703)
 RAFTLOG_PEER=(18701 18702 18703)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cpu-per-request.XXXXXX")
 PIDS=()
-trap 'raftlog_stop; rm -rf "$WORK"' EXIT
+trap 'stop_processes; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
 raftlog_start "$1" "$WORK" cpu-per-request

@@ -1,7 +1,7 @@
 # A local 3-process raftlog cluster for the benchmark scripts (compare-etcd.sh,
-# ab-writes.sh), which source this file. The caller sets RAFTLOG_HTTP and RAFTLOG_PEER (three
-# ports each) and a PIDS array, into which raftlog_start adds the processes it starts;
-# raftlog_stop stops them.
+# ab-writes.sh, cpu-per-request.sh), which source this file. The caller sets RAFTLOG_HTTP and
+# RAFTLOG_PEER (three ports each) and a PIDS array, into which raftlog_start adds the
+# processes it starts (and the caller any others, such as etcd's); stop_processes stops them.
 
 # raftlog_start BINARY DIR CLUSTER_ID: writes DIR/node-N.toml — identity, addresses and
 # members only, every tuning key at its default — and starts the three nodes, logging to
@@ -49,10 +49,18 @@ raftlog_leader() {
     return 1
 }
 
-# raftlog_stop: stops the processes in PIDS (SIGTERM, then waits for each) and empties it.
-raftlog_stop() {
+# stop_processes: stops the processes in PIDS — SIGTERM, up to 10 s each for a clean stop,
+# then SIGKILL, so a hung process cannot hang the script — and empties it.
+stop_processes() {
     local pid
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     PIDS=()
 }
